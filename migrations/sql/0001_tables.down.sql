@@ -1,0 +1,13 @@
+DROP TABLE IF EXISTS admin_keys;
+DROP TABLE IF EXISTS agent_annotations;
+DROP TABLE IF EXISTS agent_labels;
+DROP TABLE IF EXISTS stack_annotations;
+DROP TABLE IF EXISTS stack_labels;
+DROP TABLE IF EXISTS agent_targets;
+DROP TABLE IF EXISTS agent_events;
+DROP TABLE IF EXISTS agents;
+DROP TABLE IF EXISTS deployment_objects;
+DROP TABLE IF EXISTS stacks;
+DROP TABLE IF EXISTS generators;
+DROP FUNCTION IF EXISTS brokkr_valid_token(text);
+DROP FUNCTION IF EXISTS brokkr_valid_name(text);

@@ -1,0 +1,196 @@
+-- Brokkr data-model rules enforced by the database itself (DESIGN §3.1–§3.3),
+-- so they hold for every client, psql included.
+--
+-- SQLSTATEs raised here (class BR, mapped by models.Translate):
+--   BR001  immutable: a deployment object may not be changed (§3.2)
+--   BR002  parent deleted: a row may not be added under, or restored into, a soft-deleted parent
+
+-- updated_at ---------------------------------------------------------------
+CREATE FUNCTION brokkr_touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER generators_touch_updated_at BEFORE UPDATE ON generators
+    FOR EACH ROW EXECUTE FUNCTION brokkr_touch_updated_at();
+CREATE TRIGGER stacks_touch_updated_at BEFORE UPDATE ON stacks
+    FOR EACH ROW EXECUTE FUNCTION brokkr_touch_updated_at();
+CREATE TRIGGER deployment_objects_touch_updated_at BEFORE UPDATE ON deployment_objects
+    FOR EACH ROW EXECUTE FUNCTION brokkr_touch_updated_at();
+CREATE TRIGGER agents_touch_updated_at BEFORE UPDATE ON agents
+    FOR EACH ROW EXECUTE FUNCTION brokkr_touch_updated_at();
+CREATE TRIGGER agent_events_touch_updated_at BEFORE UPDATE ON agent_events
+    FOR EACH ROW EXECUTE FUNCTION brokkr_touch_updated_at();
+CREATE TRIGGER stack_labels_touch_updated_at BEFORE UPDATE ON stack_labels
+    FOR EACH ROW EXECUTE FUNCTION brokkr_touch_updated_at();
+CREATE TRIGGER stack_annotations_touch_updated_at BEFORE UPDATE ON stack_annotations
+    FOR EACH ROW EXECUTE FUNCTION brokkr_touch_updated_at();
+CREATE TRIGGER agent_labels_touch_updated_at BEFORE UPDATE ON agent_labels
+    FOR EACH ROW EXECUTE FUNCTION brokkr_touch_updated_at();
+CREATE TRIGGER agent_annotations_touch_updated_at BEFORE UPDATE ON agent_annotations
+    FOR EACH ROW EXECUTE FUNCTION brokkr_touch_updated_at();
+CREATE TRIGGER admin_keys_touch_updated_at BEFORE UPDATE ON admin_keys
+    FOR EACH ROW EXECUTE FUNCTION brokkr_touch_updated_at();
+
+-- Sequence allocation (§3.3) -------------------------------------------------
+-- The advisory lock is held until the inserting transaction ends, so the
+-- transaction holding sequence N commits (or rolls back) before any other can
+-- draw N+1: once a row is visible, every smaller sequence is settled, and a
+-- subscriber resuming "after N" can never miss a late commit.
+CREATE FUNCTION brokkr_sequence_lock_key() RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN 7301820501;
+
+CREATE FUNCTION brokkr_deployment_object_before_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT NEW.is_deletion_marker
+       AND EXISTS (SELECT 1 FROM stacks WHERE id = NEW.stack_id AND deleted_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'stack % is deleted', NEW.stack_id
+            USING ERRCODE = 'BR002', COLUMN = 'stack_id', TABLE = 'deployment_objects';
+    END IF;
+    PERFORM pg_advisory_xact_lock(brokkr_sequence_lock_key());
+    NEW.sequence_id := nextval('deployment_objects_sequence_id_seq');
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER deployment_objects_before_insert BEFORE INSERT ON deployment_objects
+    FOR EACH ROW EXECUTE FUNCTION brokkr_deployment_object_before_insert();
+
+-- Immutability (§3.2) ----------------------------------------------------------
+CREATE FUNCTION brokkr_deployment_object_immutable() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- A deletion marker may be updated as long as it stays a marker.
+    IF OLD.is_deletion_marker AND NEW.is_deletion_marker THEN
+        RETURN NEW;
+    END IF;
+    -- Otherwise only deleted_at (soft delete or restore) and updated_at may change.
+    IF (NEW.id, NEW.sequence_id, NEW.stack_id, NEW.yaml_content, NEW.yaml_checksum,
+        NEW.submitted_at, NEW.is_deletion_marker, NEW.created_at)
+       IS NOT DISTINCT FROM
+       (OLD.id, OLD.sequence_id, OLD.stack_id, OLD.yaml_content, OLD.yaml_checksum,
+        OLD.submitted_at, OLD.is_deletion_marker, OLD.created_at) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'deployment object % is immutable: submit a new one instead', OLD.id
+        USING ERRCODE = 'BR001', TABLE = 'deployment_objects';
+END
+$$;
+CREATE TRIGGER deployment_objects_immutable BEFORE UPDATE ON deployment_objects
+    FOR EACH ROW EXECUTE FUNCTION brokkr_deployment_object_immutable();
+
+-- Parents must be live --------------------------------------------------------
+CREATE FUNCTION brokkr_stack_parent_live() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.deleted_at IS NULL
+       AND EXISTS (SELECT 1 FROM generators WHERE id = NEW.generator_id AND deleted_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'generator % is deleted', NEW.generator_id
+            USING ERRCODE = 'BR002', COLUMN = 'generator_id', TABLE = 'stacks';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER stacks_parent_live BEFORE INSERT OR UPDATE OF deleted_at, generator_id ON stacks
+    FOR EACH ROW EXECUTE FUNCTION brokkr_stack_parent_live();
+
+CREATE FUNCTION brokkr_agent_event_parent_live() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.deleted_at IS NULL
+       AND EXISTS (SELECT 1 FROM agents WHERE id = NEW.agent_id AND deleted_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'agent % is deleted', NEW.agent_id
+            USING ERRCODE = 'BR002', COLUMN = 'agent_id', TABLE = 'agent_events';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER agent_events_parent_live BEFORE INSERT OR UPDATE OF deleted_at, agent_id ON agent_events
+    FOR EACH ROW EXECUTE FUNCTION brokkr_agent_event_parent_live();
+
+CREATE FUNCTION brokkr_agent_target_parents_live() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM agents WHERE id = NEW.agent_id AND deleted_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'agent % is deleted', NEW.agent_id
+            USING ERRCODE = 'BR002', COLUMN = 'agent_id', TABLE = 'agent_targets';
+    END IF;
+    IF EXISTS (SELECT 1 FROM stacks WHERE id = NEW.stack_id AND deleted_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'stack % is deleted', NEW.stack_id
+            USING ERRCODE = 'BR002', COLUMN = 'stack_id', TABLE = 'agent_targets';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER agent_targets_parents_live BEFORE INSERT OR UPDATE OF agent_id, stack_id ON agent_targets
+    FOR EACH ROW EXECUTE FUNCTION brokkr_agent_target_parents_live();
+
+-- Soft delete and restore cascades (§3.1) ---------------------------------------
+CREATE FUNCTION brokkr_generator_cascade() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+        -- Each stack's own trigger soft-deletes its objects and adds its marker.
+        UPDATE stacks SET deleted_at = NEW.deleted_at
+         WHERE generator_id = NEW.id AND deleted_at IS NULL;
+    ELSIF OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL THEN
+        UPDATE stacks SET deleted_at = NULL
+         WHERE generator_id = NEW.id AND deleted_at = OLD.deleted_at;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER generators_cascade AFTER UPDATE OF deleted_at ON generators
+    FOR EACH ROW EXECUTE FUNCTION brokkr_generator_cascade();
+
+CREATE FUNCTION brokkr_stack_cascade() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+        UPDATE deployment_objects SET deleted_at = NEW.deleted_at
+         WHERE stack_id = NEW.id AND deleted_at IS NULL;
+        -- The deletion marker: how agents learn to remove the stack's resources.
+        -- It stays live, even inside a generator cascade.
+        INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum, submitted_at, is_deletion_marker)
+        VALUES (NEW.id, '', encode(sha256(''::bytea), 'hex'), NEW.deleted_at, true);
+    ELSIF OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL THEN
+        -- Objects removed by this stack's cascade come back ...
+        UPDATE deployment_objects SET deleted_at = NULL
+         WHERE stack_id = NEW.id AND deleted_at = OLD.deleted_at AND NOT is_deletion_marker;
+        -- ... its live deletion markers retire ...
+        UPDATE deployment_objects SET deleted_at = now()
+         WHERE stack_id = NEW.id AND is_deletion_marker AND deleted_at IS NULL;
+        -- ... and the latest real content is published again under a new
+        -- sequence, so agents that already removed the stack apply it again.
+        INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum)
+        SELECT d.stack_id, d.yaml_content, d.yaml_checksum
+          FROM deployment_objects d
+         WHERE d.stack_id = NEW.id AND NOT d.is_deletion_marker AND d.deleted_at IS NULL
+         ORDER BY d.sequence_id DESC
+         LIMIT 1;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER stacks_cascade AFTER UPDATE OF deleted_at ON stacks
+    FOR EACH ROW EXECUTE FUNCTION brokkr_stack_cascade();
+
+CREATE FUNCTION brokkr_agent_cascade() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+        UPDATE agent_events SET deleted_at = NEW.deleted_at
+         WHERE agent_id = NEW.id AND deleted_at IS NULL;
+    ELSIF OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL THEN
+        UPDATE agent_events SET deleted_at = NULL
+         WHERE agent_id = NEW.id AND deleted_at = OLD.deleted_at;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER agents_cascade AFTER UPDATE OF deleted_at ON agents
+    FOR EACH ROW EXECUTE FUNCTION brokkr_agent_cascade();
