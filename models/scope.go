@@ -1,0 +1,32 @@
+package models
+
+import "github.com/google/uuid"
+
+// Role is who is behind an API key.
+type Role string
+
+const (
+	RoleAdmin     Role = "ADMIN"
+	RoleGenerator Role = "GENERATOR"
+	RoleAgent     Role = "AGENT"
+)
+
+// Scope is the caller's identity as the domain functions see it. Every read
+// and write takes a Scope and applies its boundary in SQL, in this package,
+// so tenancy is decided in one place:
+//   - admin: everything;
+//   - generator: its own live stacks, their labels, annotations, deployment
+//     objects, events and targets; other generators' rows answer NotFound;
+//   - agent: itself, its targets, the stacks it targets and their deployment
+//     objects (only while it is ACTIVE), its own events.
+type Scope struct {
+	Role        Role
+	GeneratorID uuid.UUID // set when Role == RoleGenerator
+	AgentID     uuid.UUID // set when Role == RoleAgent
+}
+
+// AdminScope is the unrestricted scope (server-internal work and admins).
+var AdminScope = Scope{Role: RoleAdmin}
+
+// IsAdmin reports whether the scope is unrestricted.
+func (s Scope) IsAdmin() bool { return s.Role == RoleAdmin }
