@@ -1,0 +1,41 @@
+// Package graph is Brokkr's GraphQL edge: gqlgen resolvers (thin), the error
+// presenter, dataloaders and complexity limits.
+package graph
+
+//go:generate go tool gqlgen generate
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/brokkr/brokkr/models"
+)
+
+// Feed is what the resolvers need from the subscription hub (package feed).
+// Channels are owned and closed by the hub when ctx ends or the subscription
+// is cut off (slow consumer, key rotation, agent deleted).
+type Feed interface {
+	// AgentDeploymentObjects streams the deployment objects of the stacks the
+	// agent targets (DESIGN §5): replay after `after`, or the desired state
+	// when after is nil, then live; each object exactly once, in sequence order.
+	AgentDeploymentObjects(ctx context.Context, scope models.Scope, agentID uuid.UUID, after *int64) (<-chan *models.DeploymentObject, error)
+	// AgentTargetChanges streams targets added to and removed from the agent.
+	AgentTargetChanges(ctx context.Context, scope models.Scope, agentID uuid.UUID) (<-chan *models.AgentTargetChange, error)
+	// StackDeploymentObjects streams one stack's deployment objects (dashboards).
+	StackDeploymentObjects(ctx context.Context, scope models.Scope, stackID uuid.UUID, after *int64) (<-chan *models.DeploymentObject, error)
+	// AgentEvents streams agent events matching the filter, within scope.
+	AgentEvents(ctx context.Context, scope models.Scope, filter *models.AgentEventFilter) (<-chan *models.AgentEvent, error)
+	// Published is called after a mutation that may have created deployment
+	// objects, targets or agent changes has committed: a wake-up, never data.
+	Published(ctx context.Context)
+}
+
+// Resolver holds the dependencies of every resolver; nothing else.
+type Resolver struct {
+	DB     *bun.DB
+	Feed   Feed
+	Logger *slog.Logger
+}
