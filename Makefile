@@ -1,0 +1,40 @@
+# Brokkr. `make run` and `make test` are all the setup a Debian/Ubuntu machine
+# with Go needs (DESIGN §6): both install PostgreSQL first if it is missing.
+GO ?= go
+
+.PHONY: all deps build run test fmt-check vet bench generate
+
+all: build
+
+# PostgreSQL server binaries for the embedded default cluster (localpg).
+deps:
+	scripts/ensure-postgres.sh
+
+build:
+	$(GO) build -o brokkr .
+
+run: deps
+	$(GO) run . serve
+
+# Formatting, vet, then the suite with the race detector against real
+# PostgreSQL: $$TEST_DATABASE_URL if set, else the embedded test cluster in
+# .brokkr/test, stopped again at the end whatever the result.
+test: deps fmt-check vet
+	scripts/with-testpg.sh $(GO) test -race -count=1 ./...
+
+# gofmt over the packages' directories (go list skips .brokkr, whose cluster
+# directories belong to the postgres user).
+fmt-check:
+	@dirs=$$($(GO) list -f '{{.Dir}}' ./...) || exit 1; \
+	out=$$(gofmt -l $$dirs) || exit 1; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Benchmarks run on a cluster with production durability (fsync on).
+bench: deps
+	scripts/with-testpg.sh -durable $(GO) test -run '^$$' -bench . -benchmem ./...
+
+generate:
+	$(GO) generate ./...
