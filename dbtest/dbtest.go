@@ -80,13 +80,17 @@ var setup = sync.OnceValues(func() (*server, error) {
 		return nil, err
 	}
 	admin.SetMaxIdleConns(4)
-	s := &server{adminURL: u, admin: admin, template: "brokkr_tmpl_" + migrations.Fingerprint()[:12]}
+	s := &server{adminURL: u, admin: admin, template: TemplateName()}
 	if err := s.ensureTemplate(ctx); err != nil {
 		admin.Close()
 		return nil, err
 	}
 	return s, nil
 })
+
+// TemplateName is the name of the template database for the current
+// migrations.
+func TemplateName() string { return "brokkr_tmpl_" + migrations.Fingerprint()[:12] }
 
 // LocalDir is the directory of the embedded test cluster:
 // <repo root>/.brokkr/test, the repo root being the nearest directory above

@@ -204,6 +204,10 @@ func URL(port int, dbname string) string {
 	return u.String()
 }
 
+// Started reports whether this Cluster started the server (rather than
+// finding it running), so that nobody else can be using it yet.
+func (c *Cluster) Started() bool { return c.started }
+
 // Port is the TCP port the server listens on.
 func (c *Cluster) Port() int { return c.port }
 
@@ -466,7 +470,8 @@ func freePort() (int, error) {
 }
 
 // runningPID reports the postmaster of pgdata if its pid file names a live
-// process.
+// process that is a postgres (a stale pid file after a crash may name a
+// reused pid).
 func runningPID(pgdata string) (int, bool) {
 	b, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
 	if err != nil {
@@ -477,8 +482,13 @@ func runningPID(pgdata string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	err = syscall.Kill(pid, 0)
-	return pid, err == nil || errors.Is(err, syscall.EPERM)
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0, false
+	}
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && !bytes.Contains(cmdline, []byte("postgres")) {
+		return 0, false
+	}
+	return pid, true
 }
 
 // lock takes an exclusive flock on dir/lock, waiting for other processes
