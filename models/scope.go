@@ -23,7 +23,17 @@ type Scope struct {
 	Role        Role
 	GeneratorID uuid.UUID // set when Role == RoleGenerator
 	AgentID     uuid.UUID // set when Role == RoleAgent
+
+	// RateLimitPerMinute is the generator's own limit as read when the key
+	// was authenticated (nil = the server default; generators only).
+	RateLimitPerMinute *int32
 }
+
+// GeneratorScope is the scope of the generator with this id.
+func GeneratorScope(id uuid.UUID) Scope { return Scope{Role: RoleGenerator, GeneratorID: id} }
+
+// AgentScope is the scope of the agent with this id.
+func AgentScope(id uuid.UUID) Scope { return Scope{Role: RoleAgent, AgentID: id} }
 
 // AdminScope is the unrestricted scope (server-internal work and admins).
 var AdminScope = Scope{Role: RoleAdmin}
