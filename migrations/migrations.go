@@ -7,8 +7,10 @@ package migrations
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -69,63 +71,83 @@ func NewMigrator(db *bun.DB) *migrate.Migrator {
 	return migrate.NewMigrator(db, Migrations, migrate.WithMarkAppliedOnSuccess(true))
 }
 
-// Up applies every pending step. On an up-to-date database it does nothing.
-func Up(ctx context.Context, db *bun.DB) error {
+// lockKey is the PostgreSQL advisory lock that serialises migrators on one
+// database ("brokkrmg").
+const lockKey int64 = 0x62726f6b6b726d67
+
+// locked runs fn with a migrator while holding lockKey. Replicas that start
+// together wait for each other instead of failing, and the one that comes
+// second finds nothing pending. The lock is transaction-scoped on a
+// connection of its own, so PostgreSQL drops it whatever happens to this
+// process; bun's table lock (bun_migration_locks) is not used, because a
+// migrator killed while holding it would block every later start.
+func locked(ctx context.Context, db *bun.DB, fn func(*migrate.Migrator) error) (err error) {
+	tx, err := db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrations: lock: %w", err)
+	}
+	defer func() { err = errors.Join(err, ignoreDone(tx.Rollback())) }()
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey); err != nil {
+		return fmt.Errorf("migrations: lock: %w", err)
+	}
 	m := NewMigrator(db)
 	if err := m.Init(ctx); err != nil {
 		return fmt.Errorf("migrations: init: %w", err)
 	}
-	if err := m.Lock(ctx); err != nil {
-		return fmt.Errorf("migrations: lock: %w", err)
-	}
-	defer m.Unlock(ctx) //nolint:errcheck
-	if _, err := m.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrations: up: %w", err)
-	}
-	return nil
+	return fn(m)
 }
 
-// DownOne rolls back the most recently applied step (nothing when none is).
-func DownOne(ctx context.Context, db *bun.DB) error {
-	m := NewMigrator(db)
-	if err := m.Init(ctx); err != nil {
-		return fmt.Errorf("migrations: init: %w", err)
-	}
-	if err := m.Lock(ctx); err != nil {
-		return fmt.Errorf("migrations: lock: %w", err)
-	}
-	defer m.Unlock(ctx) //nolint:errcheck
-	ms, err := m.AppliedMigrations(ctx)
-	if err != nil {
-		return fmt.Errorf("migrations: applied: %w", err)
-	}
-	if len(ms) == 0 {
+func ignoreDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
 		return nil
 	}
-	if _, err := m.Rollback(ctx); err != nil {
-		return fmt.Errorf("migrations: down: %w", err)
-	}
-	return nil
+	return err
+}
+
+// Up applies every pending step. On an up-to-date database it does nothing.
+func Up(ctx context.Context, db *bun.DB) error {
+	return locked(ctx, db, func(m *migrate.Migrator) error {
+		if _, err := m.Migrate(ctx); err != nil {
+			return fmt.Errorf("migrations: up: %w", err)
+		}
+		return nil
+	})
+}
+
+// DownOne rolls back the most recently applied group of steps (nothing when
+// none is applied).
+func DownOne(ctx context.Context, db *bun.DB) error {
+	return locked(ctx, db, func(m *migrate.Migrator) error {
+		_, err := downOne(ctx, m)
+		return err
+	})
 }
 
 // Down rolls back every applied step, newest first.
 func Down(ctx context.Context, db *bun.DB) error {
-	m := NewMigrator(db)
-	if err := m.Init(ctx); err != nil {
-		return fmt.Errorf("migrations: init: %w", err)
+	return locked(ctx, db, func(m *migrate.Migrator) error {
+		for {
+			more, err := downOne(ctx, m)
+			if err != nil || !more {
+				return err
+			}
+		}
+	})
+}
+
+// downOne rolls back the last group; more reports whether one was applied.
+func downOne(ctx context.Context, m *migrate.Migrator) (more bool, err error) {
+	ms, err := m.AppliedMigrations(ctx)
+	if err != nil {
+		return false, fmt.Errorf("migrations: applied: %w", err)
 	}
-	for {
-		ms, err := m.AppliedMigrations(ctx)
-		if err != nil {
-			return fmt.Errorf("migrations: applied: %w", err)
-		}
-		if len(ms) == 0 {
-			return nil
-		}
-		if err := DownOne(ctx, db); err != nil {
-			return err
-		}
+	if len(ms) == 0 {
+		return false, nil
 	}
+	if _, err := m.Rollback(ctx); err != nil {
+		return false, fmt.Errorf("migrations: down: %w", err)
+	}
+	return true, nil
 }
 
 // Status writes one line per known step: applied or pending.
