@@ -160,3 +160,8 @@ func referencedThing(constraint string) string {
 	}
 	return "referenced object"
 }
+
+// Unauthenticated reports a missing, malformed or unknown API key.
+func Unauthenticated(format string, args ...any) *Error {
+	return &Error{Kind: KindUnauthenticated, Message: fmt.Sprintf(format, args...)}
+}

@@ -2,6 +2,8 @@ package models
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -10,51 +12,308 @@ import (
 // CreateStack creates a stack with its labels and annotations in one
 // transaction (admins, or generators for themselves).
 func CreateStack(ctx context.Context, db bun.IDB, scope Scope, in CreateStackInput) (*Stack, error) {
-	return nil, errNotYet
+	const name = "CreateStack"
+	var genID uuid.UUID
+	switch scope.Role {
+	case RoleAdmin:
+		if in.GeneratorID == nil {
+			return nil, op(name, "stack", Invalid("generatorId", "generatorId is required"))
+		}
+		genID = *in.GeneratorID
+	case RoleGenerator:
+		if in.GeneratorID != nil && *in.GeneratorID != scope.GeneratorID {
+			return nil, op(name, "stack", NotFound("generator"))
+		}
+		genID = scope.GeneratorID
+	default:
+		return nil, op(name, "stack", Forbidden("creating stacks is not allowed for this key"))
+	}
+	if err := validateName("name", in.Name); err != nil {
+		return nil, op(name, "stack", err)
+	}
+	if err := validateLabels(in.Labels, in.Annotations); err != nil {
+		return nil, op(name, "stack", err)
+	}
+	s := &Stack{Name: in.Name, Description: in.Description, GeneratorID: genID}
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(s).Returning("*").Exec(ctx); err != nil {
+			return err
+		}
+		if len(in.Labels) > 0 {
+			rows := make([]*StackLabel, len(in.Labels))
+			for i, l := range in.Labels {
+				rows[i] = &StackLabel{StackID: s.ID, Label: l}
+			}
+			if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+				return err
+			}
+		}
+		if len(in.Annotations) > 0 {
+			rows := make([]*StackAnnotation, len(in.Annotations))
+			for i, a := range in.Annotations {
+				rows[i] = &StackAnnotation{StackID: s.ID, Key: a.Key, Value: a.Value}
+			}
+			if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, op(name, "stack", err)
+	}
+	return s, nil
 }
 
 // GetStack returns one visible stack.
 func GetStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, includeDeleted bool) (*Stack, error) {
-	return nil, errNotYet
+	if err := checkIncludeDeleted(scope, includeDeleted); err != nil {
+		return nil, op("GetStack", "stack", err)
+	}
+	s := new(Stack)
+	q := db.NewSelect().Model(s).Where("s.id = ?", id)
+	q = where(q, stackScope(scope, "s"))
+	q = where(q, liveCond("s", includeDeleted))
+	if err := q.Scan(ctx); err != nil {
+		return nil, op("GetStack", "stack", err)
+	}
+	return s, nil
 }
 
-// ListStacks lists visible stacks in (created_at, id) order.
+// stackFilterQuery applies a StackFilter to a query over stacks AS s.
+func stackFilterQuery(q *bun.SelectQuery, filter *StackFilter) *bun.SelectQuery {
+	if filter == nil {
+		return q
+	}
+	if filter.Name != nil {
+		q = q.Where("s.name = ?", *filter.Name)
+	}
+	if filter.GeneratorID != nil {
+		q = q.Where("s.generator_id = ?", *filter.GeneratorID)
+	}
+	for _, l := range filter.Labels {
+		q = q.Where("EXISTS (SELECT 1 FROM stack_labels AS f_l WHERE f_l.stack_id = s.id AND f_l.label = ?)", l)
+	}
+	for _, a := range filter.Annotations {
+		if a == nil {
+			continue
+		}
+		q = q.Where("EXISTS (SELECT 1 FROM stack_annotations AS f_a WHERE f_a.stack_id = s.id AND f_a.key = ? AND f_a.value = ?)", a.Key, a.Value)
+	}
+	return q
+}
+
+func stackListQuery(db bun.IDB, scope Scope, filter *StackFilter, args ListArgs) (*bun.SelectQuery, error) {
+	if err := checkIncludeDeleted(scope, args.IncludeDeleted); err != nil {
+		return nil, err
+	}
+	q := db.NewSelect().Model((*Stack)(nil))
+	q = where(q, stackScope(scope, "s"))
+	q = where(q, liveCond("s", args.IncludeDeleted))
+	return stackFilterQuery(q, filter), nil
+}
+
+// ListStacks lists visible stacks in (created_at, id) order. Labels and
+// annotations in the filter match stacks that have all of them.
 func ListStacks(ctx context.Context, db bun.IDB, scope Scope, filter *StackFilter, args ListArgs) (*Page[Stack], error) {
-	return nil, errNotYet
+	q, err := stackListQuery(db, scope, filter, args)
+	if err != nil {
+		return nil, op("ListStacks", "stack", err)
+	}
+	p, err := single(runPage[Stack, stackRow](ctx, db, q, stackPage, args, nil))
+	return p, op("ListStacks", "stack", err)
 }
 
-// UpdateStack changes the given fields.
+// writableStack checks that the scope may change the (live) stack: admins
+// any, generators their own (others' are NotFound), agents none (Forbidden).
+// It locks the stack row until the transaction ends when forUpdate.
+func writableStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, forUpdate bool) (*Stack, error) {
+	if err := requireRole(scope, "changing stacks", RoleAdmin, RoleGenerator); err != nil {
+		return nil, err
+	}
+	s := new(Stack)
+	q := db.NewSelect().Model(s).Where("s.id = ?", id).Where("s.deleted_at IS NULL")
+	q = where(q, stackScope(scope, "s"))
+	if forUpdate {
+		q = q.For("UPDATE")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, Translate(err, "stack")
+	}
+	return s, nil
+}
+
+// UpdateStack changes the given fields (admins, or the owning generator).
 func UpdateStack(ctx context.Context, db bun.IDB, scope Scope, in UpdateStackInput) (*Stack, error) {
-	return nil, errNotYet
+	const name = "UpdateStack"
+	if err := requireRole(scope, "changing stacks", RoleAdmin, RoleGenerator); err != nil {
+		return nil, op(name, "stack", err)
+	}
+	s := new(Stack)
+	q := db.NewUpdate().Model(s).Where("s.id = ?", in.ID).Where("s.deleted_at IS NULL")
+	q = where(q, stackScope(scope, "s"))
+	set := false
+	if in.Name != nil {
+		if err := validateName("name", *in.Name); err != nil {
+			return nil, op(name, "stack", err)
+		}
+		q, set = q.Set("name = ?", *in.Name), true
+	}
+	if in.Description != nil {
+		q, set = q.Set("description = ?", *in.Description), true
+	}
+	if !set {
+		s, err := writableStack(ctx, db, scope, in.ID, false)
+		return s, op(name, "stack", err)
+	}
+	if err := q.Returning("*").Scan(ctx); err != nil {
+		return nil, op(name, "stack", err)
+	}
+	return s, nil
 }
 
-// DeleteStack soft-deletes a stack (its objects go, a deletion marker comes),
-// or, when hard (admins only), removes it and everything under it.
+// DeleteStack soft-deletes a stack (its objects go, a deletion marker comes;
+// admins, or the owning generator), or, when hard (admins only), removes it
+// and everything under it. Returns the stack after a soft delete, or as it
+// was before a hard one.
 func DeleteStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, hard bool) (*Stack, error) {
-	return nil, errNotYet
+	const name = "DeleteStack"
+	s := new(Stack)
+	var err error
+	if hard {
+		if err := requireRole(scope, "hard deletes", RoleAdmin); err != nil {
+			return nil, op(name, "stack", err)
+		}
+		err = db.NewDelete().Model(s).Where("s.id = ?", id).Returning("*").Scan(ctx)
+	} else {
+		if err := requireRole(scope, "deleting stacks", RoleAdmin, RoleGenerator); err != nil {
+			return nil, op(name, "stack", err)
+		}
+		q := db.NewUpdate().Model(s).Set("deleted_at = now()").
+			Where("s.id = ?", id).Where("s.deleted_at IS NULL")
+		err = where(q, stackScope(scope, "s")).Returning("*").Scan(ctx)
+	}
+	if err != nil {
+		return nil, op(name, "stack", err)
+	}
+	return s, nil
 }
 
-// RestoreStack undoes a soft delete (admins only).
+// RestoreStack undoes a soft delete (admins only): its objects come back,
+// its marker retires and its latest content is published again. A stack of
+// a deleted generator cannot be restored alone (NotFound: restore the
+// generator); restoring a live stack is Invalid("id").
 func RestoreStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID) (*Stack, error) {
-	return nil, errNotYet
+	const name = "RestoreStack"
+	if err := requireRole(scope, "restoring stacks", RoleAdmin); err != nil {
+		return nil, op(name, "stack", err)
+	}
+	s := new(Stack)
+	err := db.NewUpdate().Model(s).Set("deleted_at = NULL").
+		Where("s.id = ?", id).Where("s.deleted_at IS NOT NULL").Returning("*").Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, gerr := GetStack(ctx, db, scope, id, false); gerr == nil {
+			return nil, op(name, "stack", Invalid("id", "stack is not deleted"))
+		}
+	}
+	if err != nil {
+		return nil, op(name, "stack", err)
+	}
+	return s, nil
 }
 
 // AddStackLabel adds a label (Conflict when present).
 func AddStackLabel(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UUID, label string) (*Stack, error) {
-	return nil, errNotYet
+	const name = "AddStackLabel"
+	if err := validateToken("label", label); err != nil {
+		return nil, op(name, "stack", err)
+	}
+	var s *Stack
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if s, err = writableStack(ctx, tx, scope, stackID, false); err != nil {
+			return err
+		}
+		_, err = tx.NewInsert().Model(&StackLabel{StackID: stackID, Label: label}).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, op(name, "stack", err)
+	}
+	return s, nil
 }
 
 // RemoveStackLabel removes a label (NotFound when absent).
 func RemoveStackLabel(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UUID, label string) (*Stack, error) {
-	return nil, errNotYet
+	const name = "RemoveStackLabel"
+	var s *Stack
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if s, err = writableStack(ctx, tx, scope, stackID, false); err != nil {
+			return err
+		}
+		return deleteOne(ctx, tx.NewDelete().Model((*StackLabel)(nil)).
+			Where("stack_id = ?", stackID).Where("label = ?", label), "label")
+	})
+	if err != nil {
+		return nil, op(name, "stack", err)
+	}
+	return s, nil
 }
 
 // SetStackAnnotation sets key = value, replacing any value of that key.
 func SetStackAnnotation(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UUID, key, value string) (*Stack, error) {
-	return nil, errNotYet
+	const name = "SetStackAnnotation"
+	if err := validateToken("key", key); err != nil {
+		return nil, op(name, "stack", err)
+	}
+	if err := validateToken("value", value); err != nil {
+		return nil, op(name, "stack", err)
+	}
+	var s *Stack
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if s, err = writableStack(ctx, tx, scope, stackID, false); err != nil {
+			return err
+		}
+		_, err = tx.NewInsert().Model(&StackAnnotation{StackID: stackID, Key: key, Value: value}).
+			On("CONFLICT (stack_id, key) DO UPDATE").Set("value = EXCLUDED.value").Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, op(name, "stack", err)
+	}
+	return s, nil
 }
 
 // RemoveStackAnnotation removes the key (NotFound when absent).
 func RemoveStackAnnotation(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UUID, key string) (*Stack, error) {
-	return nil, errNotYet
+	const name = "RemoveStackAnnotation"
+	var s *Stack
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if s, err = writableStack(ctx, tx, scope, stackID, false); err != nil {
+			return err
+		}
+		return deleteOne(ctx, tx.NewDelete().Model((*StackAnnotation)(nil)).
+			Where("stack_id = ?", stackID).Where("key = ?", key), "annotation")
+	})
+	if err != nil {
+		return nil, op(name, "stack", err)
+	}
+	return s, nil
+}
+
+// deleteOne runs q and answers NotFound(what) when it removed nothing.
+func deleteOne(ctx context.Context, q *bun.DeleteQuery, what string) error {
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return NotFound(what)
+	}
+	return nil
 }
