@@ -1,0 +1,170 @@
+package feed
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/brokkr/brokkr/models"
+)
+
+// eventSub is one agentEvents subscription (dashboards, live only).
+type eventSub struct {
+	ch     chan *models.AgentEvent
+	scope  models.Scope
+	filter models.AgentEventFilter
+	stop   func() bool
+	done   bool
+}
+
+// AgentEvents implements graph.Feed: agent events from now on that match the
+// filter, within scope (admins all; a generator the events on its stacks; an
+// agent its own).
+func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *models.AgentEventFilter) (<-chan *models.AgentEvent, error) {
+	switch scope.Role {
+	case models.RoleAdmin, models.RoleGenerator, models.RoleAgent:
+	default:
+		return nil, models.Forbidden("unknown role")
+	}
+	e := &eventSub{ch: make(chan *models.AgentEvent, h.opts.BufferSize), scope: scope}
+	if filter != nil {
+		e.filter = *filter
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	h.events[e] = struct{}{}
+	e.stop = context.AfterFunc(ctx, func() {
+		h.mu.Lock()
+		h.closeEventSubLocked(e)
+		h.mu.Unlock()
+	})
+	return e.ch, nil
+}
+
+func (h *Hub) closeEventSubLocked(e *eventSub) {
+	if e.done {
+		return
+	}
+	e.done = true
+	if e.stop != nil {
+		e.stop()
+	}
+	delete(h.events, e)
+	close(e.ch)
+}
+
+type eventRow struct {
+	ID                 uuid.UUID `bun:"id"`
+	AgentID            uuid.UUID `bun:"agent_id"`
+	DeploymentObjectID uuid.UUID `bun:"deployment_object_id"`
+	EventType          string    `bun:"event_type"`
+	Status             string    `bun:"status"`
+	Message            *string   `bun:"message"`
+	CreatedAt          time.Time `bun:"created_at"`
+	UpdatedAt          time.Time `bun:"updated_at"`
+	StackID            uuid.UUID `bun:"stack_id"`
+	GeneratorID        uuid.UUID `bun:"generator_id"`
+}
+
+func (e *eventSub) match(r *eventRow) bool {
+	switch e.scope.Role {
+	case models.RoleGenerator:
+		if r.GeneratorID != e.scope.GeneratorID {
+			return false
+		}
+	case models.RoleAgent:
+		if r.AgentID != e.scope.AgentID {
+			return false
+		}
+	}
+	f := &e.filter
+	return (f.AgentID == nil || *f.AgentID == r.AgentID) &&
+		(f.DeploymentObjectID == nil || *f.DeploymentObjectID == r.DeploymentObjectID) &&
+		(f.StackID == nil || *f.StackID == r.StackID) &&
+		(f.EventType == nil || *f.EventType == r.EventType) &&
+		(f.Status == nil || *f.Status == r.Status)
+}
+
+// processEvents reads the agent events created since the newest one seen
+// (minus a lookback for transactions that committed late), skips those
+// already delivered, and dispatches the rest. It does nothing while nobody
+// subscribes.
+func (h *Hub) processEvents(ctx context.Context) error {
+	h.mu.Lock()
+	if len(h.events) == 0 {
+		h.evInit = false
+		clear(h.evSeen)
+		h.mu.Unlock()
+		return nil
+	}
+	initd, since := h.evInit, h.evSince
+	h.mu.Unlock()
+	if !initd {
+		if err := h.db.NewRaw("SELECT clock_timestamp()").Scan(ctx, &since); err != nil {
+			return fmt.Errorf("feed: reading the clock: %w", err)
+		}
+		h.mu.Lock()
+		h.evInit, h.evSince = true, since
+		h.mu.Unlock()
+		// Events of transactions running now have an older created_at: look
+		// back from the start too, but deliver only those not committed before.
+		var ids []uuid.UUID
+		if err := h.db.NewRaw("SELECT id FROM agent_events WHERE created_at > ?", since.Add(-h.opts.EventLookback)).Scan(ctx, &ids); err != nil {
+			return fmt.Errorf("feed: reading events: %w", err)
+		}
+		h.mu.Lock()
+		for _, id := range ids {
+			h.evSeen[id] = since
+		}
+		h.mu.Unlock()
+	}
+	var rows []*eventRow
+	err := h.db.NewRaw(`SELECT e.id, e.agent_id, e.deployment_object_id, e.event_type, e.status, e.message,
+	       e.created_at, e.updated_at, d.stack_id, s.generator_id
+	  FROM agent_events e
+	  JOIN deployment_objects d ON d.id = e.deployment_object_id
+	  JOIN stacks s ON s.id = d.stack_id
+	 WHERE e.created_at > ? AND e.deleted_at IS NULL
+	 ORDER BY e.created_at, e.id
+	 LIMIT 10000`, since.Add(-h.opts.EventLookback)).Scan(ctx, &rows)
+	if err != nil {
+		return fmt.Errorf("feed: reading events: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range rows {
+		if _, seen := h.evSeen[r.ID]; seen {
+			continue
+		}
+		h.evSeen[r.ID] = r.CreatedAt
+		if r.CreatedAt.After(h.evSince) {
+			h.evSince = r.CreatedAt
+		}
+		ev := &models.AgentEvent{
+			ID: r.ID, AgentID: r.AgentID, DeploymentObjectID: r.DeploymentObjectID,
+			EventType: r.EventType, Status: r.Status, Message: r.Message,
+			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		}
+		for e := range h.events {
+			if e.match(r) {
+				select {
+				case e.ch <- ev:
+				default:
+					h.closeEventSubLocked(e)
+				}
+			}
+		}
+	}
+	horizon := h.evSince.Add(-2 * h.opts.EventLookback)
+	for id, t := range h.evSeen {
+		if t.Before(horizon) {
+			delete(h.evSeen, id)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,369 @@
+// Package feed is Brokkr's subscription hub (DESIGN §3.3, §5): the agent feed
+// of deployment objects, target changes, and the dashboard views of a stack's
+// objects and of agent events.
+//
+// One Hub per process. It keeps one dedicated LISTEN connection (pgx, with a
+// reconnect loop) for wake-ups, and reads every row it delivers from the
+// tables, never from a notification payload. Deployment objects are read once
+// per batch, in sequence order, above the hub's watermark (the highest
+// sequence it has dispatched), and handed in memory to the subscribers of
+// their stack. Because sequence allocation is serialized with commit (the
+// advisory lock of migration 0002), a visible sequence N means every smaller
+// sequence is settled, so "everything above the watermark" never skips a late
+// commit.
+//
+// Wake-ups: Published (called by the API after a mutation commits) wakes the
+// local hub at once and sends one coalesced NOTIFY to the other replicas; the
+// triggers of migration 0003 NOTIFY target and agent changes; a periodic poll
+// of the watermark catches writes made outside the API (psql) and anything a
+// lost listener connection missed. After the listener reconnects, every
+// agent's state is reloaded and the objects above the watermark are read, so
+// nothing is lost.
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/brokkr/brokkr/models"
+)
+
+// Options tunes a Hub. Zero values take the defaults.
+type Options struct {
+	// BufferSize is each subscription's channel capacity. A live subscriber
+	// whose buffer is full is cut off (its channel closes) and resumes with
+	// `after`. Default 64.
+	BufferSize int
+	// MaxPending bounds what is queued for a subscription while it replays;
+	// beyond it the subscription is cut off. Default 4096.
+	MaxPending int
+	// PollInterval is the safety poll of the committed watermark (writes
+	// that sent no NOTIFY). Default 500ms.
+	PollInterval time.Duration
+	// ResyncInterval reloads every subscribed agent's targets and status
+	// even without a notification. Default 1 minute.
+	ResyncInterval time.Duration
+	// BatchSize is the number of deployment objects read per query. Default 1000.
+	BatchSize int
+	// ReplayConcurrency bounds concurrent replay queries. Default 8.
+	ReplayConcurrency int
+	// EventLookback is how far before the newest agent event seen the event
+	// feed looks again (transactions commit after their created_at).
+	// Default 5s.
+	EventLookback time.Duration
+	// OnRevoke, if set, is called (outside the hub's lock) when the hub sees
+	// that a subscribed agent was deleted or its key rotated, after closing
+	// that agent's subscriptions; the API closes the agent's websockets.
+	OnRevoke func(agentID uuid.UUID)
+}
+
+func (o *Options) defaults() {
+	if o.BufferSize <= 0 {
+		o.BufferSize = 64
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 4096
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 500 * time.Millisecond
+	}
+	if o.ResyncInterval <= 0 {
+		o.ResyncInterval = time.Minute
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	if o.ReplayConcurrency <= 0 {
+		o.ReplayConcurrency = 8
+	}
+	if o.EventLookback <= 0 {
+		o.EventLookback = 5 * time.Second
+	}
+}
+
+// ErrClosed is returned by subscriptions made after the hub stopped.
+var ErrClosed = &models.Error{Kind: models.KindInternal, Message: "the server is shutting down"}
+
+// Hub fans deployment objects, target changes and agent events out to
+// subscribers. It implements graph.Feed.
+type Hub struct {
+	db     *bun.DB
+	dsn    string
+	logger *slog.Logger
+	opts   Options
+
+	kick     chan struct{} // wakes the pump (capacity 1)
+	notifyCh chan struct{} // asks the notifier for one NOTIFY (capacity 1)
+	started  chan struct{} // closed once Run has read the schema and watermark
+	replays  chan struct{} // semaphore for replay queries
+
+	channel string // NOTIFY channel, brokkr_<schema>; set before started closes
+
+	mu       sync.Mutex
+	closed   bool
+	resync   bool                                   // reload every agent on the next pump round
+	dirty    map[uuid.UUID]struct{}                 // agents to reload
+	regs     []*registration                        // subscriptions waiting for the pump
+	agents   map[uuid.UUID]*agentState              // agents with subscribers
+	byStack  map[uuid.UUID]map[*agentState]struct{} // stack -> agents targeting it
+	stacks   map[uuid.UUID]map[*objSub]struct{}     // stack -> dashboard subscribers
+	events   map[*eventSub]struct{}
+	replayng map[*objSub]struct{} // subscriptions still replaying (closed at shutdown)
+	wm       int64                // watermark: highest sequence dispatched
+
+	evSince time.Time               // agent-event cursor (newest created_at seen)
+	evSeen  map[uuid.UUID]time.Time // events delivered within the lookback
+	evInit  bool
+}
+
+// New returns a hub reading from db and listening on a dedicated connection
+// opened from dsn. Call Run to start it.
+func New(db *bun.DB, dsn string, logger *slog.Logger, opts Options) *Hub {
+	opts.defaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Hub{
+		db:       db,
+		dsn:      dsn,
+		logger:   logger.With("component", "feed"),
+		opts:     opts,
+		kick:     make(chan struct{}, 1),
+		notifyCh: make(chan struct{}, 1),
+		started:  make(chan struct{}),
+		replays:  make(chan struct{}, opts.ReplayConcurrency),
+		dirty:    map[uuid.UUID]struct{}{},
+		agents:   map[uuid.UUID]*agentState{},
+		byStack:  map[uuid.UUID]map[*agentState]struct{}{},
+		stacks:   map[uuid.UUID]map[*objSub]struct{}{},
+		events:   map[*eventSub]struct{}{},
+		replayng: map[*objSub]struct{}{},
+		evSeen:   map[uuid.UUID]time.Time{},
+	}
+}
+
+// Channel is the NOTIFY channel of the hub's schema (valid once Run started).
+func (h *Hub) Channel() string {
+	<-h.started
+	return h.channel
+}
+
+// Watermark is the highest sequence the hub has dispatched.
+func (h *Hub) Watermark() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.wm
+}
+
+// Run starts the listener, the notifier and the pump, and blocks until ctx
+// ends; then it closes every subscription and returns nil. It fails early
+// only if the database cannot be read at start.
+func (h *Hub) Run(ctx context.Context) error {
+	var schema string
+	if err := h.db.NewRaw("SELECT current_schema()").Scan(ctx, &schema); err != nil {
+		return fmt.Errorf("feed: reading the schema: %w", err)
+	}
+	var wm int64
+	if err := h.db.NewRaw("SELECT coalesce(max(sequence_id), 0) FROM deployment_objects").Scan(ctx, &wm); err != nil {
+		return fmt.Errorf("feed: reading the watermark: %w", err)
+	}
+	h.channel = "brokkr_" + schema
+	h.mu.Lock()
+	h.wm = wm
+	h.mu.Unlock()
+	close(h.started)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); h.listen(ctx) }()
+	go func() { defer wg.Done(); h.notifier(ctx) }()
+	h.pump(ctx)
+	wg.Wait()
+	h.shutdown()
+	return nil
+}
+
+// Published wakes the local hub and, coalesced, every other replica (one
+// NOTIFY after commit, off the write transaction). It never blocks.
+func (h *Hub) Published(ctx context.Context) {
+	h.wake()
+	select {
+	case h.notifyCh <- struct{}{}:
+	default:
+	}
+}
+
+func (h *Hub) wake() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// notifier sends one NOTIFY per burst of Published calls: while one is in
+// flight, further calls collapse into the next.
+func (h *Hub) notifier(ctx context.Context) {
+	<-h.started
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.notifyCh:
+		}
+		if _, err := h.db.ExecContext(ctx, "SELECT pg_notify(?, 'd')", h.channel); err != nil && ctx.Err() == nil {
+			h.logger.Warn("feed: notify failed; other replicas rely on their poll", "err", err)
+		}
+	}
+}
+
+// pump is the hub's single worker: it loads agents, reads new objects and
+// events, and dispatches them. Everything that decides what a subscriber
+// receives happens here, in order.
+func (h *Hub) pump(ctx context.Context) {
+	poll := time.NewTicker(h.opts.PollInterval)
+	defer poll.Stop()
+	resync := time.NewTicker(h.opts.ResyncInterval)
+	defer resync.Stop()
+	backoff := 50 * time.Millisecond
+	for {
+		err := h.round(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			h.logger.Warn("feed: pump round failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.kick:
+		case <-poll.C:
+		case <-resync.C:
+			h.mu.Lock()
+			h.resync = true
+			h.mu.Unlock()
+		}
+	}
+}
+
+// round is one pass of the pump.
+func (h *Hub) round(ctx context.Context) error {
+	if err := h.processAgents(ctx); err != nil {
+		return err
+	}
+	if err := h.processObjects(ctx); err != nil {
+		return err
+	}
+	return h.processEvents(ctx)
+}
+
+// processObjects reads every committed object above the watermark, one batch
+// per query, and dispatches each batch to the subscribers of its stacks.
+func (h *Hub) processObjects(ctx context.Context) error {
+	for {
+		h.mu.Lock()
+		wm := h.wm
+		h.mu.Unlock()
+		var objs []*models.DeploymentObject
+		err := h.db.NewSelect().Model(&objs).
+			Where("d.sequence_id > ?", wm).
+			OrderExpr("d.sequence_id").
+			Limit(int64(h.opts.BatchSize)).
+			Scan(ctx)
+		if err != nil {
+			return fmt.Errorf("feed: reading objects: %w", err)
+		}
+		if len(objs) == 0 {
+			return nil
+		}
+		h.mu.Lock()
+		for _, o := range objs {
+			if o.DeletedAt == nil {
+				h.dispatchLocked(o)
+			}
+			h.wm = o.SequenceID
+		}
+		h.mu.Unlock()
+		if len(objs) < h.opts.BatchSize {
+			return nil
+		}
+	}
+}
+
+// dispatchLocked hands o to the dashboard subscribers of its stack and to
+// every active agent targeting it.
+func (h *Hub) dispatchLocked(o *models.DeploymentObject) {
+	for s := range h.stacks[o.StackID] {
+		h.deliverLocked(s, o, false)
+	}
+	for a := range h.byStack[o.StackID] {
+		if !a.active {
+			continue
+		}
+		for _, s := range a.subs {
+			if s.ready {
+				h.deliverLocked(s, o, false)
+			}
+		}
+	}
+}
+
+// shutdown closes every subscription.
+func (h *Hub) shutdown() {
+	h.mu.Lock()
+	h.closed = true
+	regs := h.regs
+	h.regs = nil
+	var subs []*objSub
+	for s := range h.replayng {
+		subs = append(subs, s)
+	}
+	for _, a := range h.agents {
+		subs = append(subs, a.subs...)
+		for _, t := range a.targetSubs {
+			h.closeTargetSubLocked(t)
+		}
+	}
+	for _, m := range h.stacks {
+		for s := range m {
+			subs = append(subs, s)
+		}
+	}
+	for e := range h.events {
+		h.closeEventSubLocked(e)
+	}
+	for _, s := range subs {
+		h.endLocked(s)
+	}
+	h.mu.Unlock()
+	for _, r := range regs {
+		r.fail(ErrClosed)
+	}
+}
+
+// errorf logs err with the operation and returns a client-safe internal error.
+func (h *Hub) internal(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *models.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	return models.Translate(fmt.Errorf("%s: %w", op, err), "")
+}
