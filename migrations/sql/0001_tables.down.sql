@@ -11,3 +11,5 @@ DROP TABLE IF EXISTS stacks;
 DROP TABLE IF EXISTS generators;
 DROP FUNCTION IF EXISTS brokkr_valid_token(text);
 DROP FUNCTION IF EXISTS brokkr_valid_name(text);
+DROP FUNCTION IF EXISTS brokkr_not_blank(text);
+DROP FUNCTION IF EXISTS brokkr_has_space(text);

@@ -3,14 +3,26 @@
 
 -- Text rules shared by several tables (DESIGN §3): names are non-empty and at most
 -- 255 characters; labels, annotation keys and values are non-empty, at most 64
--- characters and contain no whitespace.
+-- characters and contain no whitespace. "Whitespace" is Go's unicode.IsSpace,
+-- spelled out rather than [[:space:]], whose meaning depends on the
+-- database's locale (under LC_CTYPE C it misses U+00A0 and the other Unicode
+-- spaces).
+CREATE FUNCTION brokkr_has_space(v text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN v ~ '[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]';
+
+-- Not blank: at least one character that is not whitespace.
+CREATE FUNCTION brokkr_not_blank(v text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN v ~ '[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]';
+
 CREATE FUNCTION brokkr_valid_name(v text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN v IS NOT NULL AND char_length(btrim(v)) > 0 AND char_length(v) <= 255;
+RETURN v IS NOT NULL AND brokkr_not_blank(v) AND char_length(v) <= 255;
 
 CREATE FUNCTION brokkr_valid_token(v text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN v IS NOT NULL AND char_length(v) BETWEEN 1 AND 64 AND v !~ '[[:space:]]';
+RETURN v IS NOT NULL AND char_length(v) BETWEEN 1 AND 64 AND NOT brokkr_has_space(v);
 
 CREATE TABLE generators (
     id                    uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -90,8 +102,8 @@ CREATE TABLE agent_events (
     id                   uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     agent_id             uuid NOT NULL CONSTRAINT agent_events_agent_id_fkey REFERENCES agents (id) ON DELETE CASCADE,
     deployment_object_id uuid NOT NULL CONSTRAINT agent_events_deployment_object_id_fkey REFERENCES deployment_objects (id) ON DELETE CASCADE,
-    event_type           varchar(50) NOT NULL CONSTRAINT agent_events_event_type_check CHECK (char_length(btrim(event_type)) > 0),
-    status               varchar(10) NOT NULL CONSTRAINT agent_events_status_check CHECK (char_length(btrim(status)) > 0),
+    event_type           varchar(50) NOT NULL CONSTRAINT agent_events_event_type_check CHECK (brokkr_not_blank(event_type)),
+    status               varchar(10) NOT NULL CONSTRAINT agent_events_status_check CHECK (brokkr_not_blank(status)),
     message              text,
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
