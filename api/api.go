@@ -1,0 +1,213 @@
+// Package api assembles Brokkr's HTTP handler from a configuration: GraphQL
+// at /query (POST, GET and websockets), GraphiQL at /, /healthz, /readyz and
+// /metrics. server.go serves it; end-to-end tests run it in httptest.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/coder/websocket"
+	"github.com/uptrace/bun"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/brokkr/brokkr/auth"
+	"github.com/brokkr/brokkr/graph"
+	"github.com/brokkr/brokkr/models"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxBodyBytes              = 1 << 20 // 1 MiB
+	DefaultMaxDepth                  = 15
+	DefaultMaxComplexity             = 250_000 // ≈ rows a query may ask for (see graph.Complexity)
+	DefaultRateLimitPerMinute        = 600
+	DefaultKeepAlive                 = 15 * time.Second
+	DefaultWebsocketInitTimeout      = 10 * time.Second
+	readyTimeout                     = 2 * time.Second
+	queryCacheSize                   = 1000
+	statusRequestEntityTooLargeLabel = "request body too large"
+)
+
+// Config is what the handler is built from. Zero values take the defaults
+// above; negative limits disable that limit.
+type Config struct {
+	DB     *bun.DB
+	Feed   graph.Feed // nil: subscriptions answer an error
+	Logger *slog.Logger
+
+	// AllowedOrigins are host patterns (path.Match syntax, as coder/websocket
+	// OriginPatterns) whose web pages may open websockets. Same-origin pages
+	// and clients that send no Origin (agents, CLIs) are always allowed.
+	AllowedOrigins []string
+
+	MaxBodyBytes              int64
+	MaxDepth                  int
+	MaxComplexity             int
+	DefaultRateLimitPerMinute int
+	KeepAlive                 time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxDepth == 0 {
+		c.MaxDepth = DefaultMaxDepth
+	}
+	if c.MaxComplexity == 0 {
+		c.MaxComplexity = DefaultMaxComplexity
+	}
+	if c.DefaultRateLimitPerMinute == 0 {
+		c.DefaultRateLimitPerMinute = DefaultRateLimitPerMinute
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+}
+
+// New builds the handler.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("api.New: Config.DB is required")
+	}
+	cfg.defaults()
+	logger := cfg.Logger
+	m := newMetrics()
+
+	authn := &auth.Authenticator{DB: cfg.DB, Logger: logger}
+	presenter := graph.ErrorPresenter(logger)
+
+	es := graph.NewExecutableSchema(graph.Config{
+		Resolvers:  &graph.Resolver{DB: cfg.DB, Feed: cfg.Feed, Logger: logger},
+		Directives: graph.DirectiveRoot{HasRole: graph.HasRole},
+		Complexity: graph.Complexity(),
+	})
+	srv := handler.New(es)
+	srv.AddTransport(transport.Websocket{
+		Implementation: transport.CoderWebsocketImplementation{
+			AcceptOptions: websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
+		},
+		InitFunc:              websocketInit(authn),
+		InitTimeout:           DefaultWebsocketInitTimeout,
+		KeepAlivePingInterval: cfg.KeepAlive,
+		ErrorFunc: func(ctx context.Context, err error) {
+			logger.DebugContext(ctx, "api: websocket error", "err", err)
+		},
+	})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	srv.SetErrorPresenter(presenter)
+	srv.SetRecoverFunc(graph.Recover(logger))
+
+	srv.Use(extension.Introspection{})
+	if cfg.MaxComplexity > 0 {
+		srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	}
+	if cfg.MaxDepth > 0 {
+		srv.Use(graph.DepthLimit{Max: cfg.MaxDepth})
+	}
+	srv.Use(graph.Guard{
+		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
+		Activity:  &auth.Activity{DB: cfg.DB, Logger: logger},
+		Presenter: presenter,
+	})
+	srv.Use(graph.LoaderExtension{DB: cfg.DB})
+	srv.Use(m)
+
+	mux := http.NewServeMux()
+	mux.Handle("/query", m.instrument("/query", limitBody(cfg.MaxBodyBytes, authn.Middleware(srv))))
+	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
+	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})))
+	mux.Handle("GET /readyz", m.instrument("/readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := cfg.DB.PingContext(ctx); err != nil {
+			logger.WarnContext(ctx, "api: readiness check failed", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "database unreachable\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})))
+	mux.Handle("GET /metrics", m.handler())
+	return mux, nil
+}
+
+// websocketInit authenticates connection_init; a key sent as an HTTP
+// header on the upgrade request (non-browser clients) also counts.
+func websocketInit(authn *auth.Authenticator) transport.WebsocketInitFunc {
+	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		if _, ok := auth.ForContext(ctx); ok && p.Authorization() == "" {
+			return ctx, nil, nil
+		}
+		return authn.WebsocketInit(ctx, p)
+	}
+}
+
+// limitBody reads at most max bytes of a request body; a larger one is
+// answered 413 with a GraphQL error (BAD_USER_INPUT) before any parsing.
+func limitBody(max int64, next http.Handler) http.Handler {
+	if max < 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.Method == http.MethodGet {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.ContentLength > max {
+			tooLarge(w, max)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				tooLarge(w, max)
+				return
+			}
+			writeError(w, http.StatusBadRequest, "could not read the request body", models.KindInvalid, nil)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(w http.ResponseWriter, max int64) {
+	writeError(w, http.StatusRequestEntityTooLarge, statusRequestEntityTooLargeLabel, models.KindInvalid, map[string]any{"maxBytes": max})
+}
+
+// writeError answers outside GraphQL execution in the GraphQL error shape.
+func writeError(w http.ResponseWriter, status int, msg string, code models.Kind, ext map[string]any) {
+	if ext == nil {
+		ext = map[string]any{}
+	}
+	ext["code"] = string(code)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: ext}}})
+}

@@ -1,0 +1,162 @@
+// Package auth authenticates Brokkr API keys (DESIGN §4): it reads
+// `Authorization: Bearer <key>` from HTTP requests and websocket
+// connection_init payloads, resolves the key's hash to a principal in the
+// database on every request (so a rotated or deleted key stops working at
+// once, on every replica), and puts the caller's models.Scope in the context.
+// It also holds the per-generator rate limiter and the last_active_at upkeep.
+package auth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/uptrace/bun"
+
+	"github.com/brokkr/brokkr/apikey"
+	"github.com/brokkr/brokkr/models"
+)
+
+// CloseUnauthenticated is the websocket close code for a missing or bad key
+// in connection_init (the graphql-ws convention, 4401 Unauthorized).
+const CloseUnauthenticated = 4401
+
+type scopeKey struct{}
+type failureKey struct{}
+
+// WithScope returns ctx carrying the caller's scope.
+func WithScope(ctx context.Context, s models.Scope) context.Context {
+	return context.WithValue(ctx, scopeKey{}, s)
+}
+
+// ForContext returns the caller's scope, if the request was authenticated.
+func ForContext(ctx context.Context) (models.Scope, bool) {
+	s, ok := ctx.Value(scopeKey{}).(models.Scope)
+	return s, ok
+}
+
+// withFailure records why authentication failed (a key was sent but is not
+// valid), so the GraphQL layer can answer UNAUTHENTICATED with that reason.
+func withFailure(ctx context.Context, err error) context.Context {
+	return context.WithValue(ctx, failureKey{}, err)
+}
+
+// Failure returns the error to report to a caller without a scope:
+// the reason its key was refused, or "missing API key".
+func Failure(ctx context.Context) error {
+	if err, ok := ctx.Value(failureKey{}).(error); ok {
+		return err
+	}
+	return Unauthenticated("missing API key: send Authorization: Bearer <key>")
+}
+
+// Unauthenticated is the error for a missing, malformed or unknown key.
+func Unauthenticated(msg string) *models.Error {
+	return &models.Error{Kind: models.KindUnauthenticated, Message: msg}
+}
+
+// ErrNoCredentials means the request carried no Authorization value.
+var ErrNoCredentials = errors.New("auth: no credentials")
+
+// BearerKey extracts the key from an Authorization value ("Bearer <key>",
+// scheme case-insensitive). It returns ErrNoCredentials for an empty value
+// and an UNAUTHENTICATED error for anything that is not a Bearer Brokkr key.
+func BearerKey(header string) (string, error) {
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return "", ErrNoCredentials
+	}
+	scheme, key, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", Unauthenticated("malformed Authorization: expected Bearer <key>")
+	}
+	key = strings.TrimSpace(key)
+	if !apikey.Parse(key) {
+		return "", Unauthenticated("invalid API key")
+	}
+	return key, nil
+}
+
+// Authenticator resolves keys to scopes. It keeps no cache: each request
+// costs one indexed lookup, and revocation is immediate everywhere.
+type Authenticator struct {
+	DB     bun.IDB
+	Logger *slog.Logger
+}
+
+// Authenticate returns the scope behind an Authorization value.
+// ErrNoCredentials when there is none; UNAUTHENTICATED for a bad key.
+func (a *Authenticator) Authenticate(ctx context.Context, header string) (models.Scope, error) {
+	key, err := BearerKey(header)
+	if err != nil {
+		return models.Scope{}, err
+	}
+	scope, err := models.PrincipalForKeyHash(ctx, a.DB, apikey.Hash(key))
+	if err != nil {
+		if models.ErrorKind(err) == models.KindUnauthenticated {
+			return models.Scope{}, Unauthenticated("invalid API key")
+		}
+		return models.Scope{}, err
+	}
+	return scope, nil
+}
+
+// Middleware authenticates each HTTP request. A request without a key goes
+// on without a scope (the GraphQL layer answers UNAUTHENTICATED for every
+// field but introspection); a request with a bad key also goes on, carrying
+// the reason, so the answer is a regular GraphQL error (a database failure
+// while checking the key becomes INTERNAL the same way).
+func (a *Authenticator) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		scope, err := a.Authenticate(ctx, r.Header.Get("Authorization"))
+		switch {
+		case err == nil:
+			ctx = WithScope(ctx, scope)
+		case errors.Is(err, ErrNoCredentials):
+		case models.ErrorKind(err) == models.KindUnauthenticated:
+			ctx = withFailure(ctx, err)
+		default:
+			a.logger().ErrorContext(ctx, "auth: key lookup failed", "err", err)
+			ctx = withFailure(ctx, &models.Error{Kind: models.KindInternal, Message: "internal error", Err: err})
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// WebsocketInit is a transport.Websocket InitFunc: it reads
+// {"Authorization": "Bearer …"} from connection_init and refuses the
+// connection with close code 4401 when the key is missing or bad.
+func (a *Authenticator) WebsocketInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	header := payload.Authorization()
+	if header == "" {
+		// Some clients send the key under a lower-case name.
+		if v, ok := payload["authorization"].(string); ok {
+			header = v
+		}
+	}
+	scope, err := a.Authenticate(ctx, header)
+	if err != nil {
+		msg := "unauthenticated: invalid API key"
+		if errors.Is(err, ErrNoCredentials) {
+			msg = "unauthenticated: missing API key in connection_init payload"
+		} else if models.ErrorKind(err) != models.KindUnauthenticated {
+			a.logger().ErrorContext(ctx, "auth: key lookup failed", "err", err)
+			msg = "internal error"
+		}
+		ctx = transport.WithWebsocketCloseCode(ctx, CloseUnauthenticated)
+		ctx = transport.AppendCloseReason(ctx, msg)
+		return ctx, nil, errors.New(msg)
+	}
+	return WithScope(ctx, scope), nil, nil
+}
+
+func (a *Authenticator) logger() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}

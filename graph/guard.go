@@ -1,0 +1,73 @@
+package graph
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/brokkr/brokkr/auth"
+	"github.com/brokkr/brokkr/models"
+)
+
+// HasRole implements @hasRole: the caller must be authenticated and hold
+// one of roles. What a role may see and touch within that is the models
+// scope's business.
+func HasRole(ctx context.Context, _ any, next graphql.Resolver, roles []models.Role) (any, error) {
+	s, ok := auth.ForContext(ctx)
+	if !ok {
+		return nil, auth.Failure(ctx)
+	}
+	if !slices.Contains(roles, s.Role) {
+		names := make([]string, len(roles))
+		for i, r := range roles {
+			names[i] = string(r)
+		}
+		return nil, models.Forbidden("this field requires the role %s", strings.Join(names, " or "))
+	}
+	return next(ctx)
+}
+
+// Guard is the per-operation gate: every root field but introspection needs
+// an authenticated caller (UNAUTHENTICATED otherwise); each operation of a
+// generator takes a token from its rate limiter (RATE_LIMITED with
+// retryAfter when empty) and refreshes its last_active_at.
+type Guard struct {
+	Limiter   *auth.RateLimiter
+	Activity  *auth.Activity
+	Presenter graphql.ErrorPresenterFunc
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationInterceptor
+	graphql.RootFieldInterceptor
+} = Guard{}
+
+func (Guard) ExtensionName() string                   { return "BrokkrGuard" }
+func (Guard) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (g Guard) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	scope, ok := auth.ForContext(ctx)
+	if !ok {
+		return next(ctx)
+	}
+	if err := g.Limiter.Allow(scope); err != nil {
+		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{g.Presenter(ctx, err)}})
+	}
+	g.Activity.Touch(ctx, scope)
+	return next(ctx)
+}
+
+func (g Guard) InterceptRootField(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+	if _, ok := auth.ForContext(ctx); ok {
+		return next(ctx)
+	}
+	if fc := graphql.GetRootFieldContext(ctx); fc != nil && strings.HasPrefix(fc.Field.Name, "__") {
+		return next(ctx) // introspection needs no key
+	}
+	graphql.AddError(ctx, auth.Failure(ctx))
+	return graphql.Null
+}
