@@ -23,7 +23,7 @@ func byIDs[T any](ctx context.Context, db bun.IDB, name, alias string, c cond, i
 		return out, nil
 	}
 	var rows []*T
-	q := db.NewSelect().Model(&rows).Where(alias+".id IN (?)", bun.List(ids))
+	q := db.NewSelect().Model(&rows).ColumnExpr(alias+".*").Where(alias+".id IN (?)", bun.List(ids))
 	q = where(q, c)
 	q = where(q, liveCond(alias, admin))
 	if err := q.Scan(ctx); err != nil {
@@ -202,7 +202,7 @@ func TargetsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UU
 // object (deletion markers included); stacks with none are absent.
 func LatestDeploymentObjectsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID) (map[uuid.UUID]*DeploymentObject, error) {
 	var rows []*DeploymentObject
-	q := db.NewSelect().Model(&rows).DistinctOn("d.stack_id").
+	q := db.NewSelect().Model(&rows).ColumnExpr("d.*").DistinctOn("d.stack_id").
 		Where("d.stack_id IN (?)", bun.List(ids)).Where("d.deleted_at IS NULL")
 	if err := where(q, deploymentObjectScope(scope, "d")).OrderExpr("d.stack_id, d.sequence_id DESC").Scan(ctx); err != nil {
 		return nil, op("LatestDeploymentObjectsByStacks", "deployment object", err)

@@ -46,7 +46,7 @@ func GetDeploymentObject(ctx context.Context, db bun.IDB, scope Scope, id uuid.U
 		return nil, op("GetDeploymentObject", "deployment object", err)
 	}
 	d := new(DeploymentObject)
-	q := db.NewSelect().Model(d).Where("d.id = ?", id)
+	q := db.NewSelect().Model(d).ColumnExpr("d.*").Where("d.id = ?", id) // d.*: SequenceID is scanonly
 	q = where(q, deploymentObjectScope(scope, "d"))
 	q = where(q, liveCond("d", includeDeleted))
 	if err := q.Scan(ctx); err != nil {
@@ -108,7 +108,7 @@ func RollbackStack(ctx context.Context, db bun.IDB, scope Scope, stackID, toDepl
 			return err
 		}
 		old := new(DeploymentObject)
-		err := tx.NewSelect().Model(old).Where("d.id = ?", toDeploymentObjectID).
+		err := tx.NewSelect().Model(old).ColumnExpr("d.*").Where("d.id = ?", toDeploymentObjectID).
 			Where("d.stack_id = ?", stackID).Where("d.deleted_at IS NULL").Scan(ctx)
 		if err != nil {
 			return Translate(err, "deployment object")
