@@ -209,6 +209,7 @@ type targetRow struct {
 	Announced bool      `bun:"announced"`
 }
 
+
 // processAgents answers registrations and reloads dirty agents: their status,
 // key and targets, from the tables. Added targets deliver their stack's
 // latest object; removed ones stop; activation delivers the desired state;
@@ -310,7 +311,7 @@ func (h *Hub) processAgents(ctx context.Context) error {
 			stacks = append(stacks, id)
 		}
 		var objs []*models.DeploymentObject
-		err := h.db.NewSelect().Model(&objs).
+		err := h.db.NewSelect().Model(&objs).ColumnExpr("d.*").
 			DistinctOn("d.stack_id").
 			Where("d.stack_id = ANY(?::uuid[])", uuidArray(stacks)).
 			Where("d.deleted_at IS NULL").

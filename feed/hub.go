@@ -263,6 +263,11 @@ func (h *Hub) pump(ctx context.Context) {
 
 // round is one pass of the pump.
 func (h *Hub) round(ctx context.Context) error {
+	// Objects first, so that a new subscriber's desired state is computed at
+	// the newest watermark (and not followed by objects it supersedes).
+	if err := h.processObjects(ctx); err != nil {
+		return err
+	}
 	if err := h.processAgents(ctx); err != nil {
 		return err
 	}
@@ -280,7 +285,7 @@ func (h *Hub) processObjects(ctx context.Context) error {
 		wm := h.wm
 		h.mu.Unlock()
 		var objs []*models.DeploymentObject
-		err := h.db.NewSelect().Model(&objs).
+		err := h.db.NewSelect().Model(&objs).ColumnExpr("d.*").
 			Where("d.sequence_id > ?", wm).
 			OrderExpr("d.sequence_id").
 			Limit(int64(h.opts.BatchSize)).

@@ -256,7 +256,7 @@ func (h *Hub) replayRange(ctx context.Context, stacks []uuid.UUID, from, to int6
 			return ctx.Err()
 		}
 		var page []*models.DeploymentObject
-		err := h.db.NewSelect().Model(&page).
+		err := h.db.NewSelect().Model(&page).ColumnExpr("d.*").
 			Where("d.stack_id = ANY(?::uuid[])", ids).
 			Where("d.sequence_id > ? AND d.sequence_id <= ?", from, to).
 			Where("d.deleted_at IS NULL").
