@@ -209,7 +209,6 @@ type targetRow struct {
 	Announced bool      `bun:"announced"`
 }
 
-
 // processAgents answers registrations and reloads dirty agents: their status,
 // key and targets, from the tables. Added targets deliver their stack's
 // latest object; removed ones stop; activation delivers the desired state;
