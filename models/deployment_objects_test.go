@@ -15,7 +15,7 @@ func TestValidateYAML(t *testing.T) {
 	for _, ok := range []string{
 		"a: 1",
 		"apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: Secret\n",
-		"---\n---\nkind: Pod\n",  // empty documents around a real one
+		"---\n---\nkind: Pod\n",   // empty documents around a real one
 		"- 1\n- 2\n",              // a sequence
 		"just a string",           // a scalar document
 		"# comment\nkey: value\n", // comments
