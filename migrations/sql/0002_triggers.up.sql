@@ -4,6 +4,21 @@
 -- SQLSTATEs raised here (class BR, mapped by models.Translate):
 --   BR001  immutable: a deployment object may not be changed (§3.2)
 --   BR002  parent deleted: a row may not be added under, or restored into, a soft-deleted parent
+--
+-- Soft deletes race with writers adding children to the same parent (an
+-- object into a stack being deleted, a stack under a generator being
+-- deleted, an event of an agent being deleted). Row locks do not order them
+-- (the child's foreign-key KEY SHARE lock does not conflict with the
+-- parent's UPDATE of deleted_at), so transaction-scoped advisory locks do:
+-- the writer takes the lock before it checks that the parent is live, the
+-- cascade takes it before it soft-deletes the children. Whoever comes second
+-- waits for the first to end, and then (under READ COMMITTED, PostgreSQL's
+-- default and the broker's) either sees the deletion and fails with BR002,
+-- or sees the new child and soft-deletes it with the others.
+--   * objects of a stack: the global sequence lock below (exclusive);
+--   * stacks of a generator, events of an agent: brokkr_lock_children,
+--     shared for writers (they do not wait for each other), exclusive for
+--     the cascade.
 
 -- updated_at ---------------------------------------------------------------
 CREATE FUNCTION brokkr_touch_updated_at() RETURNS trigger
@@ -47,12 +62,14 @@ RETURN 7301820501;
 CREATE FUNCTION brokkr_deployment_object_before_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- Lock first: the check below then sees any stack delete that held the
+    -- lock before us (see the header).
+    PERFORM pg_advisory_xact_lock(brokkr_sequence_lock_key());
     IF NOT NEW.is_deletion_marker
        AND EXISTS (SELECT 1 FROM stacks WHERE id = NEW.stack_id AND deleted_at IS NOT NULL) THEN
         RAISE EXCEPTION 'stack % is deleted', NEW.stack_id
             USING ERRCODE = 'BR002', COLUMN = 'stack_id', TABLE = 'deployment_objects';
     END IF;
-    PERFORM pg_advisory_xact_lock(brokkr_sequence_lock_key());
     NEW.sequence_id := nextval('deployment_objects_sequence_id_seq');
     RETURN NEW;
 END
@@ -84,9 +101,26 @@ CREATE TRIGGER deployment_objects_immutable BEFORE UPDATE ON deployment_objects
     FOR EACH ROW EXECUTE FUNCTION brokkr_deployment_object_immutable();
 
 -- Parents must be live --------------------------------------------------------
+-- brokkr_lock_children takes the advisory lock guarding the children of one
+-- parent, in the two-key space: kind 1 = the stacks of a generator, kind 2 =
+-- the events of an agent (hash collisions only make unrelated writers wait).
+CREATE FUNCTION brokkr_lock_children(kind integer, parent uuid, exclusive boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF exclusive THEN
+        PERFORM pg_advisory_xact_lock(kind, hashtext(parent::text));
+    ELSE
+        PERFORM pg_advisory_xact_lock_shared(kind, hashtext(parent::text));
+    END IF;
+END
+$$;
+
 CREATE FUNCTION brokkr_stack_parent_live() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF NEW.deleted_at IS NULL THEN
+        PERFORM brokkr_lock_children(1, NEW.generator_id, false);
+    END IF;
     IF NEW.deleted_at IS NULL
        AND EXISTS (SELECT 1 FROM generators WHERE id = NEW.generator_id AND deleted_at IS NOT NULL) THEN
         RAISE EXCEPTION 'generator % is deleted', NEW.generator_id
@@ -101,6 +135,9 @@ CREATE TRIGGER stacks_parent_live BEFORE INSERT OR UPDATE OF deleted_at, generat
 CREATE FUNCTION brokkr_agent_event_parent_live() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF NEW.deleted_at IS NULL THEN
+        PERFORM brokkr_lock_children(2, NEW.agent_id, false);
+    END IF;
     IF NEW.deleted_at IS NULL
        AND EXISTS (SELECT 1 FROM agents WHERE id = NEW.agent_id AND deleted_at IS NOT NULL) THEN
         RAISE EXCEPTION 'agent % is deleted', NEW.agent_id
@@ -134,6 +171,8 @@ CREATE FUNCTION brokkr_generator_cascade() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+        -- Wait for writers adding stacks; then every stack is seen.
+        PERFORM brokkr_lock_children(1, NEW.id, true);
         -- Each stack's own trigger soft-deletes its objects and adds its marker.
         UPDATE stacks SET deleted_at = NEW.deleted_at
          WHERE generator_id = NEW.id AND deleted_at IS NULL;
@@ -151,6 +190,8 @@ CREATE FUNCTION brokkr_stack_cascade() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+        -- Wait for writers adding objects; then every object is seen.
+        PERFORM pg_advisory_xact_lock(brokkr_sequence_lock_key());
         UPDATE deployment_objects SET deleted_at = NEW.deleted_at
          WHERE stack_id = NEW.id AND deleted_at IS NULL;
         -- The deletion marker: how agents learn to remove the stack's resources.
@@ -183,6 +224,8 @@ CREATE FUNCTION brokkr_agent_cascade() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+        -- Wait for writers adding events; then every event is seen.
+        PERFORM brokkr_lock_children(2, NEW.id, true);
         UPDATE agent_events SET deleted_at = NEW.deleted_at
          WHERE agent_id = NEW.id AND deleted_at IS NULL;
     ELSIF OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL THEN
