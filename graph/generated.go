@@ -2069,7 +2069,8 @@ type Mutation {
   updateStack(id: ID!, input: UpdateStackInput!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
   "Soft delete publishes a deletion marker; hard: true is for admins."
   deleteStack(id: ID!, hard: Boolean = false): Stack! @hasRole(roles: [ADMIN, GENERATOR])
-  restoreStack(id: ID!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
+  "Undoes a soft delete (and its cascade), re-publishing the latest object; admins only, as deleted stacks are visible only to them."
+  restoreStack(id: ID!): Stack! @hasRole(roles: [ADMIN])
   addStackLabel(stackId: ID!, label: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
   removeStackLabel(stackId: ID!, label: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
   setStackAnnotation(stackId: ID!, key: String!, value: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
@@ -6693,7 +6694,7 @@ func (ec *executionContext) _Mutation_restoreStack(ctx context.Context, field gr
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐRoleᚄ(ctx, []any{"ADMIN", "GENERATOR"})
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐRoleᚄ(ctx, []any{"ADMIN"})
 				if err != nil {
 					var zeroVal *models.Stack
 					return zeroVal, err
