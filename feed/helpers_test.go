@@ -15,11 +15,9 @@ import (
 
 	"github.com/brokkr/brokkr/dbtest"
 	"github.com/brokkr/brokkr/feed"
-	"github.com/brokkr/brokkr/graph"
 	"github.com/brokkr/brokkr/models"
 )
 
-var _ graph.Feed = (*feed.Hub)(nil)
 
 func testLogger() *slog.Logger {
 	if os.Getenv("FEED_TEST_LOG") != "" {
