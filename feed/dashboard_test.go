@@ -1,0 +1,125 @@
+package feed_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/brokkr/brokkr/dbtest"
+	"github.com/brokkr/brokkr/feed"
+	"github.com/brokkr/brokkr/models"
+)
+
+func TestStackDeploymentObjects(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	f := newFixture(t, db)
+	h, _ := startHub(t, db, feed.Options{})
+	g, other := f.generator(), f.generator()
+	s := f.stack(g)
+	first := f.object(s)
+	second := f.object(s)
+	genScope := models.Scope{Role: models.RoleGenerator, GeneratorID: g}
+
+	for _, sc := range []models.Scope{
+		{Role: models.RoleGenerator, GeneratorID: other},
+		agentScope(f.agent(true)), // does not target it
+	} {
+		if _, err := h.StackDeploymentObjects(bg, sc, s, nil); models.ErrorKind(err) != models.KindNotFound {
+			t.Fatalf("scope %+v: %v, want NOT_FOUND", sc, err)
+		}
+	}
+	if _, err := h.StackDeploymentObjects(bg, admin, uuid.New(), nil); models.ErrorKind(err) != models.KindNotFound {
+		t.Fatalf("unknown stack: %v, want NOT_FOUND", err)
+	}
+
+	// With after: replay, then live. Without: live only.
+	replay, err := h.StackDeploymentObjects(bg, genScope, s, ptr(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := h.StackDeploymentObjects(bg, admin, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, recvN(t, replay, 1, wait), []int64{second})
+	time.Sleep(100 * time.Millisecond)
+	third := f.object(s)
+	f.object(f.stack(g)) // another stack: not delivered
+	h.Published(bg)
+	equal(t, recvN(t, replay, 1, wait), []int64{third})
+	equal(t, recvN(t, live, 1, wait), []int64{third})
+	quiet(t, live, 200*time.Millisecond)
+}
+
+func TestAgentEvents(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	f := newFixture(t, db)
+	h, _ := startHub(t, db, feed.Options{PollInterval: 50 * time.Millisecond})
+	g1, g2 := f.generator(), f.generator()
+	s1, s2 := f.stack(g1), f.stack(g2)
+	a1, a2 := f.agent(true), f.agent(true)
+	var d1, d2 uuid.UUID
+	f.scan(&d1, "SELECT id FROM deployment_objects WHERE sequence_id = ?", f.object(s1))
+	f.scan(&d2, "SELECT id FROM deployment_objects WHERE sequence_id = ?", f.object(s2))
+	event := func(agent, obj uuid.UUID, status string) uuid.UUID {
+		var id uuid.UUID
+		f.scan(&id, "INSERT INTO agent_events (agent_id, deployment_object_id, event_type, status) VALUES (?, ?, 'DEPLOY', ?) RETURNING id", agent, obj, status)
+		return id
+	}
+	event(a1, d1, "SUCCESS") // before anyone subscribes: not delivered
+
+	subs := map[string]<-chan *models.AgentEvent{}
+	for name, sc := range map[string]models.Scope{
+		"admin": admin,
+		"g1":    {Role: models.RoleGenerator, GeneratorID: g1},
+		"a2":    agentScope(a2),
+	} {
+		ch, err := h.AgentEvents(bg, sc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[name] = ch
+	}
+	failures, err := h.AgentEvents(bg, admin, &models.AgentEventFilter{Status: ptr("FAILURE")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	e1 := event(a1, d1, "SUCCESS")
+	e2 := event(a2, d2, "FAILURE")
+	h.Published(bg)
+
+	want := map[string][]uuid.UUID{"admin": {e1, e2}, "g1": {e1}, "a2": {e2}}
+	for name, ids := range want {
+		for _, id := range ids {
+			select {
+			case e := <-subs[name]:
+				if e.ID != id {
+					t.Fatalf("%s got event %s, want %s", name, e.ID, id)
+				}
+			case <-time.After(wait):
+				t.Fatalf("%s: no event", name)
+			}
+		}
+	}
+	select {
+	case e := <-failures:
+		if e.ID != e2 || e.Status != "FAILURE" {
+			t.Fatalf("filtered: got %+v", e)
+		}
+	case <-time.After(wait):
+		t.Fatal("filtered: no event")
+	}
+	// Nothing delivered twice although the lookback rereads them.
+	time.Sleep(300 * time.Millisecond)
+	for name, ch := range subs {
+		select {
+		case e := <-ch:
+			t.Fatalf("%s: unexpected event %+v", name, e)
+		default:
+		}
+	}
+}
