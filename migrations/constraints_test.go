@@ -270,6 +270,9 @@ func TestNoChildrenUnderDeletedParents(t *testing.T) {
 	f.softDelete("generators", deadGen)
 	f.softDelete("agents", deadAgent)
 	ownDeleted := f.stack(liveGen, "own")
+	earlierObj, _ := f.object(ownDeleted, "a: 1")
+	cascadedObj, _ := f.object(ownDeleted, "a: 2")
+	f.softDelete("deployment_objects", earlierObj)
 	f.softDelete("stacks", ownDeleted)
 
 	before := f.snapshot()
@@ -281,6 +284,8 @@ func TestNoChildrenUnderDeletedParents(t *testing.T) {
 			VALUES ('` + ownDeleted + `', '', '` + emptySHA256 + `')`},
 		{"object into a stack deleted by its generator", `INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum)
 			VALUES ('` + deadStack + `', '', '` + emptySHA256 + `')`},
+		{"object deleted before its stack restored into it", `UPDATE deployment_objects SET deleted_at = NULL WHERE id = '` + earlierObj + `'`},
+		{"object deleted with its stack restored alone", `UPDATE deployment_objects SET deleted_at = NULL WHERE id = '` + cascadedObj + `'`},
 		{"target to a deleted agent", `INSERT INTO agent_targets (agent_id, stack_id) VALUES ('` + deadAgent + `', '` + liveStack + `')`},
 		{"target to a deleted stack", `INSERT INTO agent_targets (agent_id, stack_id) VALUES ('` + liveAgent + `', '` + ownDeleted + `')`},
 		{"event of a deleted agent", `INSERT INTO agent_events (agent_id, deployment_object_id, event_type, status)

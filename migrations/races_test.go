@@ -32,7 +32,8 @@ func TestSoftDeleteRacingWithANewChild(t *testing.T) {
 		deleteGen   = `UPDATE generators SET deleted_at = now()`
 		newEvent    = `INSERT INTO agent_events (agent_id, deployment_object_id, event_type, status)
 			SELECT a.id, d.id, 'DEPLOY', 'OK' FROM agents a, deployment_objects d`
-		deleteAgent = `UPDATE agents SET deleted_at = now()`
+		deleteAgent   = `UPDATE agents SET deleted_at = now()`
+		restoreObject = `UPDATE deployment_objects SET deleted_at = NULL WHERE yaml_content = 'old: 1'`
 	)
 	cases := []struct {
 		name          string
@@ -45,12 +46,16 @@ func TestSoftDeleteRacingWithANewChild(t *testing.T) {
 		{"generator delete, then stack", deleteGen, newStack, true},
 		{"event, then agent delete", newEvent, deleteAgent, false},
 		{"agent delete, then event", deleteAgent, newEvent, true},
+		{"object restore, then stack delete", restoreObject, deleteStack, false},
+		{"stack delete, then object restore", deleteStack, restoreObject, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := setup(t)
 			stack := f.stack(f.generator("g"), "s")
 			f.object(stack, "a: 1")
+			old, _ := f.object(stack, "old: 1")
+			f.softDelete("deployment_objects", old)
 			f.agent("a", "c")
 
 			first, second := f.conn(), f.conn()

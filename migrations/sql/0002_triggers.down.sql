@@ -8,6 +8,8 @@ DROP TRIGGER IF EXISTS agent_targets_parents_live ON agent_targets;
 DROP FUNCTION IF EXISTS brokkr_agent_target_parents_live();
 DROP TRIGGER IF EXISTS agent_events_parent_live ON agent_events;
 DROP FUNCTION IF EXISTS brokkr_agent_event_parent_live();
+DROP TRIGGER IF EXISTS deployment_objects_parent_live ON deployment_objects;
+DROP FUNCTION IF EXISTS brokkr_deployment_object_parent_live();
 DROP TRIGGER IF EXISTS stacks_parent_live ON stacks;
 DROP FUNCTION IF EXISTS brokkr_stack_parent_live();
 DROP FUNCTION IF EXISTS brokkr_lock_children(integer, uuid, boolean);

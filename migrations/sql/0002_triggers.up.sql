@@ -132,6 +132,24 @@ $$;
 CREATE TRIGGER stacks_parent_live BEFORE INSERT OR UPDATE OF deleted_at, generator_id ON stacks
     FOR EACH ROW EXECUTE FUNCTION brokkr_stack_parent_live();
 
+-- Restoring a deployment object (other than by its stack's restore, which
+-- makes the stack live first) needs a live stack; it takes the sequence lock
+-- like an insert, so that it is ordered with a stack delete the same way.
+CREATE FUNCTION brokkr_deployment_object_parent_live() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(brokkr_sequence_lock_key());
+    IF EXISTS (SELECT 1 FROM stacks WHERE id = NEW.stack_id AND deleted_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'stack % is deleted', NEW.stack_id
+            USING ERRCODE = 'BR002', COLUMN = 'stack_id', TABLE = 'deployment_objects';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER deployment_objects_parent_live BEFORE UPDATE OF deleted_at ON deployment_objects
+    FOR EACH ROW WHEN (OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL AND NOT NEW.is_deletion_marker)
+    EXECUTE FUNCTION brokkr_deployment_object_parent_live();
+
 CREATE FUNCTION brokkr_agent_event_parent_live() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
