@@ -191,8 +191,12 @@ func TestBatchLoadersAreOneStatementAndScoped(t *testing.T) {
 			t.Fatalf("labels %v", m)
 		}
 	})
-	one("AnnotationsByStacks", func() { must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByStacks(e.ctx, e.db, admin, allStacks)) })
-	one("LabelsByAgents", func() { must[map[uuid.UUID][]string](t)(models.LabelsByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent})) })
+	one("AnnotationsByStacks", func() {
+		must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByStacks(e.ctx, e.db, admin, allStacks))
+	})
+	one("LabelsByAgents", func() {
+		must[map[uuid.UUID][]string](t)(models.LabelsByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent}))
+	})
 	one("AnnotationsByAgents", func() {
 		must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent}))
 	})
