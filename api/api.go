@@ -119,11 +119,12 @@ func New(cfg Config) (http.Handler, error) {
 	srv.SetRecoverFunc(graph.Recover(logger))
 
 	srv.Use(extension.Introspection{})
-	if cfg.MaxComplexity > 0 {
-		srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
-	}
+	// Depth first: a deep query is refused for its shape before its size is weighed.
 	if cfg.MaxDepth > 0 {
 		srv.Use(graph.DepthLimit{Max: cfg.MaxDepth})
+	}
+	if cfg.MaxComplexity > 0 {
+		srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	}
 	srv.Use(graph.Guard{
 		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
