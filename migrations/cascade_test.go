@@ -22,19 +22,21 @@ func TestUpdatedAtMaintainedOnEveryTable(t *testing.T) {
 	aa := f.str(`INSERT INTO agent_annotations (agent_id, key, value) VALUES ($1, 'k', 'v') RETURNING id::text`, agent)
 	ak := f.str(`INSERT INTO admin_keys (pak_hash) VALUES ($1) RETURNING id::text`, emptySHA256)
 
-	cases := []struct {
+	type tcase struct {
 		table, id, set string
-	}{
-		{"generators", gen, "description = 'changed'"},
-		{"stacks", stack, "description = 'changed'"},
-		{"deployment_objects", obj, "deleted_at = now()"},
-		{"agents", agent, "status = 'ACTIVE'"},
-		{"agent_events", event, "message = 'changed'"},
-		{"stack_labels", sl, "label = 'changed'"},
-		{"stack_annotations", sa, "value = 'changed'"},
-		{"agent_labels", al, "label = 'changed'"},
-		{"agent_annotations", aa, "value = 'changed'"},
-		{"admin_keys", ak, "deleted_at = now()"},
+		force          string // sets updated_at to the past (deployment objects: with a restore)
+	}
+	cases := []tcase{
+		{table: "generators", id: gen, set: "description = 'changed'"},
+		{table: "stacks", id: stack, set: "description = 'changed'"},
+		{table: "deployment_objects", id: obj, set: "deleted_at = now()", force: "updated_at = '2000-01-01', deleted_at = NULL"},
+		{table: "agents", id: agent, set: "status = 'ACTIVE'"},
+		{table: "agent_events", id: event, set: "message = 'changed'"},
+		{table: "stack_labels", id: sl, set: "label = 'changed'"},
+		{table: "stack_annotations", id: sa, set: "value = 'changed'"},
+		{table: "agent_labels", id: al, set: "label = 'changed'"},
+		{table: "agent_annotations", id: aa, set: "value = 'changed'"},
+		{table: "admin_keys", id: ak, set: "deleted_at = now()"},
 	}
 
 	// The list covers every table that has the column.
@@ -55,13 +57,17 @@ func TestUpdatedAtMaintainedOnEveryTable(t *testing.T) {
 		t.Fatal(rows.Err())
 	}
 	for _, tb := range tables {
-		if !slices.ContainsFunc(cases, func(c struct{ table, id, set string }) bool { return c.table == tb }) {
+		if !slices.ContainsFunc(cases, func(c tcase) bool { return c.table == tb }) {
 			t.Errorf("table %s has updated_at but no case here", tb)
 		}
 	}
 
 	for _, c := range cases {
 		t.Run(c.table, func(t *testing.T) {
+			f := f.with(t)
+			if c.force == "" {
+				c.force = "updated_at = '2000-01-01'"
+			}
 			before := f.time(`SELECT updated_at FROM `+c.table+` WHERE id = $1`, c.id)
 			time.Sleep(2 * time.Millisecond) // a later transaction has a later now()
 			after := f.time(`UPDATE `+c.table+` SET `+c.set+` WHERE id = $1 RETURNING updated_at`, c.id)
@@ -70,7 +76,7 @@ func TestUpdatedAtMaintainedOnEveryTable(t *testing.T) {
 			}
 			txStart := f.time(`SELECT now()`)
 			time.Sleep(2 * time.Millisecond)
-			forced := f.time(`UPDATE `+c.table+` SET updated_at = '2000-01-01' WHERE id = $1 RETURNING updated_at`, c.id)
+			forced := f.time(`UPDATE `+c.table+` SET `+c.force+` WHERE id = $1 RETURNING updated_at`, c.id)
 			if !forced.After(txStart) {
 				t.Errorf("client-set updated_at kept: %v", forced)
 			}

@@ -23,8 +23,10 @@ func TestDeploymentObjectsAreImmutable(t *testing.T) {
 		"is_deletion_marker = true",
 		"id = gen_random_uuid()",
 		"deleted_at = now(), yaml_content = 'a: 2'",
+		"updated_at = updated_at + interval '1 day'",
 	} {
 		t.Run(set, func(t *testing.T) {
+			f := f.with(t)
 			err := f.execErr(`UPDATE deployment_objects SET `+set+` WHERE id = $1`, obj)
 			wantPgErr(t, err, "BR001", "")
 			if got := f.rows("deployment_objects", "id = $1", obj); got != before {
@@ -39,6 +41,8 @@ func TestDeploymentObjectsAreImmutable(t *testing.T) {
 	if f.deletedAt("deployment_objects", obj) == nil {
 		t.Fatal("soft delete did not stick")
 	}
+	f.restore("deployment_objects", obj)
+	f.exec(`UPDATE deployment_objects SET deleted_at = now(), updated_at = now() WHERE id = $1`, obj)
 	f.restore("deployment_objects", obj)
 	if got := f.str(`SELECT yaml_content || yaml_checksum || sequence_id FROM deployment_objects WHERE id = $1`, obj); got != content {
 		t.Errorf("content changed by soft delete and restore: %q, want %q", got, content)
@@ -292,6 +296,7 @@ func TestNoChildrenUnderDeletedParents(t *testing.T) {
 			VALUES ('` + deadAgent + `', '` + obj + `', 'DEPLOY', 'OK')`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			f := f.with(t)
 			wantPgErr(t, f.execErr(c.sql), "BR002", "")
 		})
 	}

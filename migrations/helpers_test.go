@@ -45,6 +45,14 @@ func setup(t *testing.T) *fx {
 	return &fx{t: t, ctx: t.Context(), db: db, c: db.Conn(t)}
 }
 
+// with is f for a subtest: failures go to t. The connection is shared, so
+// the subtest must not run in parallel with its parent's other users of it.
+func (f *fx) with(t *testing.T) *fx {
+	g := *f
+	g.t = t
+	return &g
+}
+
 // conn opens another connection to the test's database.
 func (f *fx) conn() *pgx.Conn {
 	f.t.Helper()

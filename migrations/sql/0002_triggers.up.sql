@@ -85,12 +85,15 @@ BEGIN
     IF OLD.is_deletion_marker AND NEW.is_deletion_marker THEN
         RETURN NEW;
     END IF;
-    -- Otherwise only deleted_at (soft delete or restore) and updated_at may change.
+    -- Otherwise only deleted_at (soft delete or restore) may change, and
+    -- updated_at together with it. (This trigger sorts before
+    -- deployment_objects_touch_updated_at, so it sees the client's updated_at.)
     IF (NEW.id, NEW.sequence_id, NEW.stack_id, NEW.yaml_content, NEW.yaml_checksum,
         NEW.submitted_at, NEW.is_deletion_marker, NEW.created_at)
        IS NOT DISTINCT FROM
        (OLD.id, OLD.sequence_id, OLD.stack_id, OLD.yaml_content, OLD.yaml_checksum,
-        OLD.submitted_at, OLD.is_deletion_marker, OLD.created_at) THEN
+        OLD.submitted_at, OLD.is_deletion_marker, OLD.created_at)
+       AND (NEW.deleted_at IS DISTINCT FROM OLD.deleted_at OR NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at) THEN
         RETURN NEW;
     END IF;
     RAISE EXCEPTION 'deployment object % is immutable: submit a new one instead', OLD.id
