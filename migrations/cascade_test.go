@@ -501,3 +501,40 @@ func withRow(m map[string]string, table, where string) map[string]string {
 	m[table] = where
 	return m
 }
+
+// Changing the deleted_at of a deleted parent carries its cascade along, so
+// a later restore still brings back what the delete took.
+func TestRestampedDeleteStillRestores(t *testing.T) {
+	f := setup(t)
+	gen := f.generator("g")
+	a, own := f.stack(gen, "a"), f.stack(gen, "own")
+	obj, _ := f.object(a, "a: 1")
+	ownAt := f.softDelete("stacks", own)
+	agent := f.agent("a", "c")
+	ev := f.event(agent, obj)
+	time.Sleep(2 * time.Millisecond)
+	f.softDelete("generators", gen)
+	f.softDelete("agents", agent)
+	marker := f.markers(a)[0]
+
+	f.exec(`UPDATE generators SET deleted_at = '2001-02-03 04:05:06+00' WHERE id = $1`, gen)
+	f.exec(`UPDATE agents SET deleted_at = '2001-02-03 04:05:06+00' WHERE id = $1`, agent)
+	if d := f.deletedAt("deployment_objects", obj); d == nil || d.Year() != 2001 {
+		t.Errorf("object of the re-stamped generator: deleted_at %v", d)
+	}
+	if d := f.deletedAt("stacks", own); d == nil || !d.Equal(ownAt) {
+		t.Errorf("stack deleted on its own was re-stamped: %v", d)
+	}
+	if m := f.markers(a); len(m) != 1 || m[0].deleted != nil || !m[0].submitted.Equal(marker.submitted) {
+		t.Errorf("marker changed by the re-stamp: %+v, was %+v", m, marker)
+	}
+
+	f.restore("generators", gen)
+	f.restore("agents", agent)
+	if f.deletedAt("stacks", a) != nil || f.deletedAt("deployment_objects", obj) != nil || f.deletedAt("agent_events", ev) != nil {
+		t.Error("restore after a re-stamp left children deleted")
+	}
+	if d := f.deletedAt("stacks", own); d == nil || !d.Equal(ownAt) {
+		t.Errorf("stack deleted on its own came back or changed: %v", d)
+	}
+}

@@ -200,6 +200,11 @@ BEGIN
     ELSIF OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL THEN
         UPDATE stacks SET deleted_at = NULL
          WHERE generator_id = NEW.id AND deleted_at = OLD.deleted_at;
+    ELSIF NEW.deleted_at <> OLD.deleted_at THEN
+        -- Re-stamping a deleted generator re-stamps what its cascade deleted,
+        -- so that a later restore still finds it.
+        UPDATE stacks SET deleted_at = NEW.deleted_at
+         WHERE generator_id = NEW.id AND deleted_at = OLD.deleted_at;
     END IF;
     RETURN NULL;
 END
@@ -234,6 +239,11 @@ BEGIN
          WHERE d.stack_id = NEW.id AND NOT d.is_deletion_marker AND d.deleted_at IS NULL
          ORDER BY d.sequence_id DESC
          LIMIT 1;
+    ELSIF NEW.deleted_at <> OLD.deleted_at THEN
+        -- Re-stamped (directly or by its generator): its objects follow; the
+        -- marker keeps its submitted_at, when the deletion was published.
+        UPDATE deployment_objects SET deleted_at = NEW.deleted_at
+         WHERE stack_id = NEW.id AND deleted_at = OLD.deleted_at AND NOT is_deletion_marker;
     END IF;
     RETURN NULL;
 END
@@ -251,6 +261,9 @@ BEGIN
          WHERE agent_id = NEW.id AND deleted_at IS NULL;
     ELSIF OLD.deleted_at IS NOT NULL AND NEW.deleted_at IS NULL THEN
         UPDATE agent_events SET deleted_at = NULL
+         WHERE agent_id = NEW.id AND deleted_at = OLD.deleted_at;
+    ELSIF NEW.deleted_at <> OLD.deleted_at THEN
+        UPDATE agent_events SET deleted_at = NEW.deleted_at
          WHERE agent_id = NEW.id AND deleted_at = OLD.deleted_at;
     END IF;
     RETURN NULL;
