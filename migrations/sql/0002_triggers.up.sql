@@ -12,9 +12,11 @@
 -- parent's UPDATE of deleted_at), so transaction-scoped advisory locks do:
 -- the writer takes the lock before it checks that the parent is live, the
 -- cascade takes it before it soft-deletes the children. Whoever comes second
--- waits for the first to end, and then (under READ COMMITTED, PostgreSQL's
--- default and the broker's) either sees the deletion and fails with BR002,
--- or sees the new child and soft-deletes it with the others.
+-- waits for the first to end, and then either sees the deletion and fails
+-- with BR002, or sees the new child and soft-deletes it with the others.
+-- "Sees" relies on READ COMMITTED (PostgreSQL's default, and the broker's):
+-- each statement in these functions takes a fresh snapshot after the wait. A
+-- REPEATABLE READ writer would check on a snapshot taken before it.
 --   * objects of a stack: the global sequence lock below (exclusive);
 --   * stacks of a generator, events of an agent: brokkr_lock_children,
 --     shared for writers (they do not wait for each other), exclusive for
