@@ -27,7 +27,12 @@ type env struct {
 // setup starts api.New over a fresh database; cfg's DB and Logger are filled in.
 func setup(t *testing.T, cfg api.Config) *env {
 	t.Helper()
-	db := dbtest.New(t)
+	return setupDB(t, dbtest.New(t), cfg)
+}
+
+// setupDB is setup over an existing database.
+func setupDB(t *testing.T, db *dbtest.DB, cfg api.Config) *env {
+	t.Helper()
 	key, created, err := models.EnsureAdminKey(context.Background(), db.Bun)
 	if err != nil || !created {
 		t.Fatalf("EnsureAdminKey: created=%v err=%v", created, err)

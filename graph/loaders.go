@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -43,6 +44,8 @@ type Loaders struct {
 	DeploymentObjectsByStack *dataloadgen.Loader[PageKey, *models.Page[models.DeploymentObject]]
 	EventsByDeploymentObject *dataloadgen.Loader[PageKey, *models.Page[models.AgentEvent]]
 	EventsByAgent            *dataloadgen.Loader[PageKey, *models.Page[models.AgentEvent]]
+
+	cohorts cohorts
 }
 
 // PageKey identifies one nested page: the parent and the field's arguments
@@ -73,26 +76,26 @@ type ctxLoadersKey struct{}
 // NewLoaders builds a fresh set of loaders over db.
 func NewLoaders(db bun.IDB) *Loaders {
 	w := dataloadgen.WithWait(LoaderWait)
-	return &Loaders{
-		Generator:        dataloadgen.NewMappedLoader(byIDs(db, models.GeneratorsByIDs), w),
-		Stack:            dataloadgen.NewMappedLoader(byIDs(db, models.StacksByIDs), w),
-		DeploymentObject: dataloadgen.NewMappedLoader(byIDs(db, models.DeploymentObjectsByIDs), w),
-		Agent:            dataloadgen.NewMappedLoader(byIDs(db, models.AgentsByIDs), w),
+	l := &Loaders{}
+	l.Generator = dataloadgen.NewMappedLoader(entities(l, db, models.GeneratorsByIDs), w)
+	l.Stack = dataloadgen.NewMappedLoader(entities(l, db, models.StacksByIDs), w)
+	l.DeploymentObject = dataloadgen.NewMappedLoader(entities(l, db, models.DeploymentObjectsByIDs), w)
+	l.Agent = dataloadgen.NewMappedLoader(entities(l, db, models.AgentsByIDs), w)
 
-		StackLabels:      dataloadgen.NewMappedLoader(byIDs(db, models.LabelsByStacks), w),
-		StackAnnotations: dataloadgen.NewMappedLoader(byIDs(db, models.AnnotationsByStacks), w),
-		AgentLabels:      dataloadgen.NewMappedLoader(byIDs(db, models.LabelsByAgents), w),
-		AgentAnnotations: dataloadgen.NewMappedLoader(byIDs(db, models.AnnotationsByAgents), w),
-		TargetsByAgent:   dataloadgen.NewMappedLoader(byIDs(db, models.TargetsByAgents), w),
-		TargetsByStack:   dataloadgen.NewMappedLoader(byIDs(db, models.TargetsByStacks), w),
-		LatestByStack:    dataloadgen.NewMappedLoader(byIDs(db, models.LatestDeploymentObjectsByStacks), w),
-		DesiredState:     dataloadgen.NewMappedLoader(byIDs(db, models.DesiredStatesByAgents), w),
+	l.StackLabels = dataloadgen.NewMappedLoader(byIDs(db, models.LabelsByStacks), w)
+	l.StackAnnotations = dataloadgen.NewMappedLoader(byIDs(db, models.AnnotationsByStacks), w)
+	l.AgentLabels = dataloadgen.NewMappedLoader(byIDs(db, models.LabelsByAgents), w)
+	l.AgentAnnotations = dataloadgen.NewMappedLoader(byIDs(db, models.AnnotationsByAgents), w)
+	l.TargetsByAgent = dataloadgen.NewMappedLoader(lists(l, db, models.TargetsByAgents), w)
+	l.TargetsByStack = dataloadgen.NewMappedLoader(lists(l, db, models.TargetsByStacks), w)
+	l.LatestByStack = dataloadgen.NewMappedLoader(entities(l, db, models.LatestDeploymentObjectsByStacks), w)
+	l.DesiredState = dataloadgen.NewMappedLoader(lists(l, db, models.DesiredStatesByAgents), w)
 
-		StacksByGenerator:        dataloadgen.NewMappedLoader(paged(db, models.StacksByGenerators), w),
-		DeploymentObjectsByStack: dataloadgen.NewMappedLoader(paged(db, models.DeploymentObjectsByStacks), w),
-		EventsByDeploymentObject: dataloadgen.NewMappedLoader(paged(db, models.EventsByDeploymentObjects), w),
-		EventsByAgent:            dataloadgen.NewMappedLoader(paged(db, models.EventsByAgents), w),
-	}
+	l.StacksByGenerator = dataloadgen.NewMappedLoader(paged(l, db, models.StacksByGenerators), w)
+	l.DeploymentObjectsByStack = dataloadgen.NewMappedLoader(paged(l, db, models.DeploymentObjectsByStacks), w)
+	l.EventsByDeploymentObject = dataloadgen.NewMappedLoader(paged(l, db, models.EventsByDeploymentObjects), w)
+	l.EventsByAgent = dataloadgen.NewMappedLoader(paged(l, db, models.EventsByAgents), w)
+	return l
 }
 
 func scopeOf(ctx context.Context) (models.Scope, error) {
@@ -113,7 +116,40 @@ func byIDs[V any](db bun.IDB, f func(context.Context, bun.IDB, models.Scope, []u
 	}
 }
 
-func paged[F, T any](db bun.IDB, f func(context.Context, bun.IDB, models.Scope, []uuid.UUID, *F, models.ListArgs) (map[uuid.UUID]*models.Page[T], error)) func(context.Context, []PageKey) (map[PageKey]*models.Page[T], error) {
+// entities is byIDs for rows that have edges of their own: the rows of one
+// batch form a cohort (see cohorts).
+func entities[T any](l *Loaders, db bun.IDB, f func(context.Context, bun.IDB, models.Scope, []uuid.UUID) (map[uuid.UUID]*T, error)) func(context.Context, []uuid.UUID) (map[uuid.UUID]*T, error) {
+	fetch := byIDs(db, f)
+	return func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*T, error) {
+		m, err := fetch(ctx, ids)
+		if err == nil {
+			nodes := make([]*T, 0, len(m))
+			for _, n := range m {
+				nodes = append(nodes, n)
+			}
+			register(l, nodes)
+		}
+		return m, err
+	}
+}
+
+// lists is entities for per-parent lists of rows.
+func lists[T any](l *Loaders, db bun.IDB, f func(context.Context, bun.IDB, models.Scope, []uuid.UUID) (map[uuid.UUID][]*T, error)) func(context.Context, []uuid.UUID) (map[uuid.UUID][]*T, error) {
+	fetch := byIDs(db, f)
+	return func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]*T, error) {
+		m, err := fetch(ctx, ids)
+		if err == nil {
+			var nodes []*T
+			for _, ns := range m {
+				nodes = append(nodes, ns...)
+			}
+			register(l, nodes)
+		}
+		return m, err
+	}
+}
+
+func paged[F, T any](l *Loaders, db bun.IDB, f func(context.Context, bun.IDB, models.Scope, []uuid.UUID, *F, models.ListArgs) (map[uuid.UUID]*models.Page[T], error)) func(context.Context, []PageKey) (map[PageKey]*models.Page[T], error) {
 	return func(ctx context.Context, keys []PageKey) (map[PageKey]*models.Page[T], error) {
 		scope, err := scopeOf(ctx)
 		if err != nil {
@@ -128,6 +164,7 @@ func paged[F, T any](db bun.IDB, f func(context.Context, bun.IDB, models.Scope, 
 			groups[k.Args] = append(groups[k.Args], k.ID)
 		}
 		out := make(map[PageKey]*models.Page[T], len(keys))
+		var nodes []*T
 		for _, a := range order {
 			var pa pageArgs[F]
 			if err := json.Unmarshal([]byte(a), &pa); err != nil {
@@ -139,8 +176,10 @@ func paged[F, T any](db bun.IDB, f func(context.Context, bun.IDB, models.Scope, 
 			}
 			for id, p := range pages {
 				out[PageKey{ID: id, Args: a}] = p
+				nodes = append(nodes, p.Nodes...)
 			}
 		}
+		register(l, nodes)
 		return out, nil
 	}
 }
@@ -175,9 +214,91 @@ func (e LoaderExtension) InterceptResponse(ctx context.Context, next graphql.Res
 	return next(WithLoaders(ctx, NewLoaders(e.DB)))
 }
 
-// loadOne loads a parent edge; a row the caller may not see is NotFound.
-func loadOne[V any](ctx context.Context, l *dataloadgen.Loader[uuid.UUID, V], id uuid.UUID, what string) (V, error) {
-	v, err := l.Load(ctx, id)
+// A cohort is the set of rows one statement returned (a top-level page,
+// or one batch of a loader). gqlgen resolves the children of a list in
+// concurrent goroutines, spread over more time than any loader wait when
+// the list is long; so the first member of a cohort to resolve an edge
+// enqueues that edge's keys for every member at once, and the rest find
+// their results cached. That makes the statement count of a query depend
+// on its shape only, never on timing or row counts.
+type cohorts struct {
+	mu     sync.Mutex
+	of     map[any]*cohort
+	primed map[primeKey]bool
+}
+
+type cohort struct{ members []any }
+
+type primeKey struct {
+	c      *cohort
+	loader any
+	args   string
+}
+
+// register records nodes as one cohort.
+func register[T any](l *Loaders, nodes []*T) {
+	if len(nodes) < 2 {
+		return
+	}
+	c := &cohort{members: make([]any, len(nodes))}
+	l.cohorts.mu.Lock()
+	defer l.cohorts.mu.Unlock()
+	if l.cohorts.of == nil {
+		l.cohorts.of = map[any]*cohort{}
+	}
+	for i, n := range nodes {
+		c.members[i] = n
+		l.cohorts.of[n] = c
+	}
+}
+
+// siblings returns n's cohort the first time one of its members resolves
+// the edge served by loader with args; nil afterwards, or without a cohort.
+func siblings[P any](l *Loaders, n *P, loader any, args string) []*P {
+	l.cohorts.mu.Lock()
+	defer l.cohorts.mu.Unlock()
+	c := l.cohorts.of[n]
+	if c == nil {
+		return nil
+	}
+	k := primeKey{c: c, loader: loader, args: args}
+	if l.cohorts.primed[k] {
+		return nil
+	}
+	if l.cohorts.primed == nil {
+		l.cohorts.primed = map[primeKey]bool{}
+	}
+	l.cohorts.primed[k] = true
+	out := make([]*P, 0, len(c.members))
+	for _, m := range c.members {
+		if p, ok := m.(*P); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// listed registers a top-level page's nodes as a cohort and returns it.
+func listed[T any](r *Resolver, ctx context.Context, p *models.Page[T]) *models.Page[T] {
+	register(r.loaders(ctx), p.Nodes)
+	return p
+}
+
+// load is Load after enqueuing the same edge for n's cohort.
+func load[P any, K comparable, V any](ctx context.Context, l *Loaders, loader *dataloadgen.Loader[K, V], n *P, key func(*P) K, args string) (V, error) {
+	if sib := siblings(l, n, loader, args); sib != nil {
+		keys := make([]K, len(sib))
+		for i, s := range sib {
+			keys[i] = key(s)
+		}
+		loader.LoadAllThunk(ctx, keys) // enqueue only; results are cached
+	}
+	return loader.Load(ctx, key(n))
+}
+
+// loadOne loads n's parent edge; a row the caller may not see is NotFound.
+func loadOne[P any, V any](ctx context.Context, l *Loaders, loader *dataloadgen.Loader[uuid.UUID, V], n *P, fk func(*P) uuid.UUID, what string) (V, error) {
+	v, err := load(ctx, l, loader, n, fk, "")
 	if errors.Is(err, dataloadgen.ErrNotFound) {
 		return v, models.NotFound(what)
 	}
@@ -185,8 +306,8 @@ func loadOne[V any](ctx context.Context, l *dataloadgen.Loader[uuid.UUID, V], id
 }
 
 // loadOptional loads a per-parent value where absence means "none".
-func loadOptional[V any](ctx context.Context, l *dataloadgen.Loader[uuid.UUID, V], id uuid.UUID) (V, error) {
-	v, err := l.Load(ctx, id)
+func loadOptional[P any, V any](ctx context.Context, l *Loaders, loader *dataloadgen.Loader[uuid.UUID, V], n *P, id func(*P) uuid.UUID) (V, error) {
+	v, err := load(ctx, l, loader, n, id, "")
 	if errors.Is(err, dataloadgen.ErrNotFound) {
 		var zero V
 		return zero, nil
@@ -194,9 +315,10 @@ func loadOptional[V any](ctx context.Context, l *dataloadgen.Loader[uuid.UUID, V
 	return v, err
 }
 
-// loadPage loads a nested page; a parent without one gets an empty page.
-func loadPage[T any](ctx context.Context, l *dataloadgen.Loader[PageKey, *models.Page[T]], key PageKey) (*models.Page[T], error) {
-	p, err := l.Load(ctx, key)
+// loadPage loads a nested page of n; a parent without one gets an empty page.
+func loadPage[P any, F any, T any](ctx context.Context, l *Loaders, loader *dataloadgen.Loader[PageKey, *models.Page[T]], n *P, id func(*P) uuid.UUID, filter *F, args models.ListArgs) (*models.Page[T], error) {
+	k := pageKey(id(n), filter, args)
+	p, err := load(ctx, l, loader, n, func(m *P) PageKey { return PageKey{ID: id(m), Args: k.Args} }, k.Args)
 	if errors.Is(err, dataloadgen.ErrNotFound) {
 		return &models.Page[T]{}, nil
 	}

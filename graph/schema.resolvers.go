@@ -13,101 +13,59 @@ import (
 )
 
 func (r *agentResolver) Labels(ctx context.Context, obj *models.Agent) ([]string, error) {
-	v, err := loadOptional(ctx, r.loaders(ctx).AgentLabels, obj.ID)
-	if v == nil {
-		v = []string{}
-	}
-	return v, err
+	return r.loaders(ctx).agentLabels(ctx, obj)
 }
 
 func (r *agentResolver) Annotations(ctx context.Context, obj *models.Agent) ([]*models.Annotation, error) {
-	v, err := loadOptional(ctx, r.loaders(ctx).AgentAnnotations, obj.ID)
-	if v == nil {
-		v = []*models.Annotation{}
-	}
-	return v, err
+	return r.loaders(ctx).agentAnnotations(ctx, obj)
 }
 
 func (r *agentResolver) Targets(ctx context.Context, obj *models.Agent, first *int, after *string) (*models.AgentTargetConnection, error) {
-	all, err := loadOptional(ctx, r.loaders(ctx).TargetsByAgent, obj.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := slicePage(all, targetID, first, after)
-	if err != nil {
-		return nil, err
-	}
-	return agentTargetConnection(p), nil
+	l := r.loaders(ctx)
+	all, err := l.agentTargets(ctx, obj)
+	return targetConnection(all, err, first, after)
 }
 
 func (r *agentResolver) Stacks(ctx context.Context, obj *models.Agent, first *int, after *string) (*models.StackConnection, error) {
-	all, err := loadOptional(ctx, r.loaders(ctx).TargetsByAgent, obj.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := slicePage(all, targetID, first, after)
-	if err != nil {
-		return nil, err
-	}
-	stacks, err := mapPage(p, func(t *models.AgentTarget) (*models.Stack, error) {
-		return loadOne(ctx, r.loaders(ctx).Stack, t.StackID, "stack")
-	})
-	if err != nil {
-		return nil, err
-	}
-	return stackConnection(stacks), nil
+	l := r.loaders(ctx)
+	all, err := l.agentTargets(ctx, obj)
+	return l.targetedStacks(ctx, all, err, first, after)
 }
 
 func (r *agentResolver) DesiredState(ctx context.Context, obj *models.Agent) ([]*models.DeploymentObject, error) {
-	v, err := loadOptional(ctx, r.loaders(ctx).DesiredState, obj.ID)
-	if v == nil {
-		v = []*models.DeploymentObject{}
-	}
-	return v, err
+	return r.loaders(ctx).agentDesiredState(ctx, obj)
 }
 
 func (r *agentResolver) Events(ctx context.Context, obj *models.Agent, first *int, after *string, filter *models.AgentEventFilter, includeDeleted *bool) (*models.AgentEventConnection, error) {
-	p, err := loadPage(ctx, r.loaders(ctx).EventsByAgent, pageKey(obj.ID, filter, listArgs(first, after, includeDeleted)))
-	if err != nil {
-		return nil, err
-	}
-	return agentEventConnection(p), nil
+	return r.loaders(ctx).agentEvents(ctx, obj, filter, listArgs(first, after, includeDeleted))
 }
 
 func (r *agentEventResolver) Agent(ctx context.Context, obj *models.AgentEvent) (*models.Agent, error) {
-	return loadOne(ctx, r.loaders(ctx).Agent, obj.AgentID, "agent")
+	return r.loaders(ctx).eventAgent(ctx, obj)
 }
 
 func (r *agentEventResolver) DeploymentObject(ctx context.Context, obj *models.AgentEvent) (*models.DeploymentObject, error) {
-	return loadOne(ctx, r.loaders(ctx).DeploymentObject, obj.DeploymentObjectID, "deployment object")
+	return r.loaders(ctx).eventObject(ctx, obj)
 }
 
 func (r *agentTargetResolver) Agent(ctx context.Context, obj *models.AgentTarget) (*models.Agent, error) {
-	return loadOne(ctx, r.loaders(ctx).Agent, obj.AgentID, "agent")
+	return r.loaders(ctx).targetAgent(ctx, obj)
 }
 
 func (r *agentTargetResolver) Stack(ctx context.Context, obj *models.AgentTarget) (*models.Stack, error) {
-	return loadOne(ctx, r.loaders(ctx).Stack, obj.StackID, "stack")
+	return r.loaders(ctx).targetStack(ctx, obj)
 }
 
 func (r *deploymentObjectResolver) Stack(ctx context.Context, obj *models.DeploymentObject) (*models.Stack, error) {
-	return loadOne(ctx, r.loaders(ctx).Stack, obj.StackID, "stack")
+	return r.loaders(ctx).objectStack(ctx, obj)
 }
 
 func (r *deploymentObjectResolver) Events(ctx context.Context, obj *models.DeploymentObject, first *int, after *string, filter *models.AgentEventFilter, includeDeleted *bool) (*models.AgentEventConnection, error) {
-	p, err := loadPage(ctx, r.loaders(ctx).EventsByDeploymentObject, pageKey(obj.ID, filter, listArgs(first, after, includeDeleted)))
-	if err != nil {
-		return nil, err
-	}
-	return agentEventConnection(p), nil
+	return r.loaders(ctx).objectEvents(ctx, obj, filter, listArgs(first, after, includeDeleted))
 }
 
 func (r *generatorResolver) Stacks(ctx context.Context, obj *models.Generator, first *int, after *string, filter *models.StackFilter, includeDeleted *bool) (*models.StackConnection, error) {
-	p, err := loadPage(ctx, r.loaders(ctx).StacksByGenerator, pageKey(obj.ID, filter, listArgs(first, after, includeDeleted)))
-	if err != nil {
-		return nil, err
-	}
-	return stackConnection(p), nil
+	return r.loaders(ctx).generatorStacks(ctx, obj, filter, listArgs(first, after, includeDeleted))
 }
 
 func (r *mutationResolver) CreateGenerator(ctx context.Context, input models.CreateGeneratorInput) (*models.GeneratorWithKey, error) {
@@ -440,7 +398,7 @@ func (r *queryResolver) Generators(ctx context.Context, first *int, after *strin
 	if err != nil {
 		return nil, err
 	}
-	return generatorConnection(p), nil
+	return generatorConnection(listed(r.Resolver, ctx, p)), nil
 }
 
 func (r *queryResolver) Stack(ctx context.Context, id uuid.UUID, includeDeleted *bool) (*models.Stack, error) {
@@ -460,7 +418,7 @@ func (r *queryResolver) Stacks(ctx context.Context, first *int, after *string, f
 	if err != nil {
 		return nil, err
 	}
-	return stackConnection(p), nil
+	return stackConnection(listed(r.Resolver, ctx, p)), nil
 }
 
 func (r *queryResolver) DeploymentObject(ctx context.Context, id uuid.UUID, includeDeleted *bool) (*models.DeploymentObject, error) {
@@ -480,7 +438,7 @@ func (r *queryResolver) DeploymentObjects(ctx context.Context, first *int, after
 	if err != nil {
 		return nil, err
 	}
-	return deploymentObjectConnection(p), nil
+	return deploymentObjectConnection(listed(r.Resolver, ctx, p)), nil
 }
 
 func (r *queryResolver) Agent(ctx context.Context, id uuid.UUID, includeDeleted *bool) (*models.Agent, error) {
@@ -500,7 +458,7 @@ func (r *queryResolver) Agents(ctx context.Context, first *int, after *string, f
 	if err != nil {
 		return nil, err
 	}
-	return agentConnection(p), nil
+	return agentConnection(listed(r.Resolver, ctx, p)), nil
 }
 
 func (r *queryResolver) AgentEvents(ctx context.Context, first *int, after *string, filter *models.AgentEventFilter, includeDeleted *bool) (*models.AgentEventConnection, error) {
@@ -512,69 +470,39 @@ func (r *queryResolver) AgentEvents(ctx context.Context, first *int, after *stri
 	if err != nil {
 		return nil, err
 	}
-	return agentEventConnection(p), nil
+	return agentEventConnection(listed(r.Resolver, ctx, p)), nil
 }
 
 func (r *stackResolver) Generator(ctx context.Context, obj *models.Stack) (*models.Generator, error) {
-	return loadOne(ctx, r.loaders(ctx).Generator, obj.GeneratorID, "generator")
+	return r.loaders(ctx).stackGenerator(ctx, obj)
 }
 
 func (r *stackResolver) Labels(ctx context.Context, obj *models.Stack) ([]string, error) {
-	v, err := loadOptional(ctx, r.loaders(ctx).StackLabels, obj.ID)
-	if v == nil {
-		v = []string{}
-	}
-	return v, err
+	return r.loaders(ctx).stackLabels(ctx, obj)
 }
 
 func (r *stackResolver) Annotations(ctx context.Context, obj *models.Stack) ([]*models.Annotation, error) {
-	v, err := loadOptional(ctx, r.loaders(ctx).StackAnnotations, obj.ID)
-	if v == nil {
-		v = []*models.Annotation{}
-	}
-	return v, err
+	return r.loaders(ctx).stackAnnotations(ctx, obj)
 }
 
 func (r *stackResolver) DeploymentObjects(ctx context.Context, obj *models.Stack, first *int, after *string, filter *models.DeploymentObjectFilter, includeDeleted *bool) (*models.DeploymentObjectConnection, error) {
-	p, err := loadPage(ctx, r.loaders(ctx).DeploymentObjectsByStack, pageKey(obj.ID, filter, listArgs(first, after, includeDeleted)))
-	if err != nil {
-		return nil, err
-	}
-	return deploymentObjectConnection(p), nil
+	return r.loaders(ctx).stackDeploymentObjects(ctx, obj, filter, listArgs(first, after, includeDeleted))
 }
 
 func (r *stackResolver) LatestDeploymentObject(ctx context.Context, obj *models.Stack) (*models.DeploymentObject, error) {
-	return loadOptional(ctx, r.loaders(ctx).LatestByStack, obj.ID)
+	return r.loaders(ctx).stackLatest(ctx, obj)
 }
 
 func (r *stackResolver) Targets(ctx context.Context, obj *models.Stack, first *int, after *string) (*models.AgentTargetConnection, error) {
-	all, err := loadOptional(ctx, r.loaders(ctx).TargetsByStack, obj.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := slicePage(all, targetID, first, after)
-	if err != nil {
-		return nil, err
-	}
-	return agentTargetConnection(p), nil
+	l := r.loaders(ctx)
+	all, err := l.stackTargets(ctx, obj)
+	return targetConnection(all, err, first, after)
 }
 
 func (r *stackResolver) Agents(ctx context.Context, obj *models.Stack, first *int, after *string) (*models.AgentConnection, error) {
-	all, err := loadOptional(ctx, r.loaders(ctx).TargetsByStack, obj.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := slicePage(all, targetID, first, after)
-	if err != nil {
-		return nil, err
-	}
-	agents, err := mapPage(p, func(t *models.AgentTarget) (*models.Agent, error) {
-		return loadOne(ctx, r.loaders(ctx).Agent, t.AgentID, "agent")
-	})
-	if err != nil {
-		return nil, err
-	}
-	return agentConnection(agents), nil
+	l := r.loaders(ctx)
+	all, err := l.stackTargets(ctx, obj)
+	return l.targetingAgents(ctx, all, err, first, after)
 }
 
 func (r *subscriptionResolver) AgentDeploymentObjects(ctx context.Context, after *int64, agentID *uuid.UUID) (<-chan *models.DeploymentObject, error) {
