@@ -178,15 +178,17 @@ type pageSpec[T any] struct {
 // every parent, the first rows after the cursor, plus their total count:
 //
 //	SELECT * FROM (
-//	  SELECT x.*, count(*) OVER (PARTITION BY parent) AS _total,
+//	  SELECT x.*, count(*) OVER w AS _total,
+//	         row_number() OVER (w ORDER BY key) AS _rn,
 //	         (after) AS _after,
-//	         row_number() OVER (PARTITION BY parent, (after) ORDER BY key) AS _rn
-//	  FROM ...) AS p
-//	WHERE p._rn <= first+1 AND (p._after OR p._rn = 1)
+//	         count(*) FILTER (WHERE NOT (after)) OVER w AS _before
+//	  FROM ... WINDOW w AS (PARTITION BY parent)) AS p
+//	WHERE (p._after AND p._rn - p._before <= first+1) OR p._rn = 1
 //
-// A row with _after false is a sentinel that only carries _total (so the
-// count survives a cursor past the end); the (first+1)th row says there is
-// a next page. Pages are keyed by parent (uuid.Nil when unpartitioned).
+// (without a cursor: WHERE p._rn <= first+1). A row with _after false is a
+// sentinel that only carries _total (so the count survives a cursor past
+// the end); the (first+1)th row says there is a next page. Pages are keyed
+// by parent (uuid.Nil when unpartitioned).
 func runPage[T any, R any, PR interface {
 	*R
 	pageRow[T]
@@ -209,17 +211,27 @@ func runPage[T any, R any, PR interface {
 		part = spec.partition + ", "
 	}
 	ac := afterCond(spec.order, a, after)
-	inner := base.ColumnExpr(a+".*").
-		ColumnExpr("count(*) OVER (PARTITION BY "+part+"TRUE) AS _total").
-		ColumnExpr("("+ac.sql+") AS _after", ac.args...).
-		ColumnExpr("row_number() OVER (PARTITION BY "+part+"("+ac.sql+") ORDER BY "+orderBy(spec.order, a)+") AS _rn", ac.args...)
+	// Every window shares PARTITION BY parent, and row_number's ORDER BY
+	// extends it, so PostgreSQL sorts once. The rank of a row among those
+	// after the cursor is _rn - _before: rows before the cursor sort first.
+	win := "PARTITION BY " + part + "TRUE"
+	inner := base.ColumnExpr(a + ".*").
+		ColumnExpr("count(*) OVER (" + win + ") AS _total").
+		ColumnExpr("row_number() OVER (" + win + " ORDER BY " + orderBy(spec.order, a) + ") AS _rn")
+	filter := "p._rn <= ?" // first page: PostgreSQL stops each partition early
+	if after != nil {
+		inner = inner.ColumnExpr("("+ac.sql+") AS _after", ac.args...).
+			ColumnExpr("count(*) FILTER (WHERE NOT ("+ac.sql+")) OVER ("+win+") AS _before", ac.args...)
+		filter = "(p._after AND p._rn - p._before <= ?) OR p._rn = 1"
+	} else {
+		inner = inner.ColumnExpr("TRUE AS _after")
+	}
 	outerOrder := orderBy(spec.order, "p")
 	if spec.partition != "" {
 		outerOrder = "p." + spec.partition[strings.IndexByte(spec.partition, '.')+1:] + ", " + outerOrder
 	}
 	var rows []R
-	err = db.NewRaw("SELECT * FROM (?) AS p WHERE p._rn <= ? AND (p._after OR p._rn = 1) ORDER BY "+outerOrder,
-		inner, first+1).Scan(ctx, &rows)
+	err = db.NewRaw("SELECT * FROM (?) AS p WHERE "+filter+" ORDER BY "+outerOrder, inner, first+1).Scan(ctx, &rows)
 	if err != nil {
 		return nil, err
 	}
