@@ -164,7 +164,7 @@ func TestDashboardStatementsBoundedByDepth(t *testing.T) {
 // through key.
 func setupOn(t *testing.T, db *dbtest.DB, cfg api.Config, key *string) *env {
 	t.Helper()
-	e := setupDB(t, db, cfg)
+	e := setupDB(t, db, func(*env) api.Config { return cfg })
 	*key = e.admin
 	return e
 }

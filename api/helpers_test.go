@@ -22,31 +22,47 @@ type env struct {
 	db    *dbtest.DB
 	admin string // the admin key
 	logs  *bytes.Buffer
+	logw  *lockedWriter
+}
+
+// logText is what the server logged so far.
+func (e *env) logText() string {
+	e.logw.mu.Lock()
+	defer e.logw.mu.Unlock()
+	return e.logs.String()
 }
 
 // setup starts api.New over a fresh database; cfg's DB and Logger are filled in.
 func setup(t *testing.T, cfg api.Config) *env {
 	t.Helper()
+	return setupDB(t, dbtest.New(t), func(*env) api.Config { return cfg })
+}
+
+// setupWith is setup with a configuration that may use the database.
+func setupWith(t *testing.T, cfg func(*env) api.Config) *env {
+	t.Helper()
 	return setupDB(t, dbtest.New(t), cfg)
 }
 
-// setupDB is setup over an existing database.
-func setupDB(t *testing.T, db *dbtest.DB, cfg api.Config) *env {
+// setupDB starts the server over an existing database.
+func setupDB(t *testing.T, db *dbtest.DB, mk func(*env) api.Config) *env {
 	t.Helper()
 	key, created, err := models.EnsureAdminKey(context.Background(), db.Bun)
 	if err != nil || !created {
 		t.Fatalf("EnsureAdminKey: created=%v err=%v", created, err)
 	}
-	logs := &bytes.Buffer{}
+	e := &env{db: db, admin: key, logs: &bytes.Buffer{}}
+	e.logw = &lockedWriter{w: e.logs}
+	cfg := mk(e)
 	cfg.DB = db.Bun
-	cfg.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = slog.New(slog.NewTextHandler(e.logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &env{srv: srv, db: db, admin: key, logs: logs}
+	e.srv = httptest.NewServer(h)
+	t.Cleanup(e.srv.Close)
+	return e
 }
 
 // gqlError is one entry of a response's errors.

@@ -58,9 +58,10 @@ type statusRecorder struct {
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
+	if s.code != 0 {
+		return // a refused websocket upgrade answers twice; keep the first
 	}
+	s.code = code
 	s.ResponseWriter.WriteHeader(code)
 }
 

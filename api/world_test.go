@@ -32,7 +32,14 @@ const (
 
 func newWorld(t *testing.T, cfg api.Config) *world {
 	t.Helper()
-	w := &world{env: setup(t, cfg)}
+	return newWorldWith(t, func(*env) api.Config { return cfg })
+}
+
+// newWorldWith builds the world on a server whose configuration may depend
+// on the database (a feed needs it).
+func newWorldWith(t *testing.T, cfg func(*env) api.Config) *world {
+	t.Helper()
+	w := &world{env: setupWith(t, cfg)}
 	mkGen := func(name string) principal {
 		d := w.ok(t, w.admin, `mutation($n: String!) { createGenerator(input: {name: $n}) { apiKey generator { id } } }`, map[string]any{"n": name})
 		return principal{id: str(d, "createGenerator", "generator", "id"), key: str(d, "createGenerator", "apiKey")}

@@ -1,0 +1,211 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/brokkr/brokkr/api"
+	"github.com/brokkr/brokkr/auth"
+	"github.com/brokkr/brokkr/feed"
+)
+
+type wsMsg struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// dialWS opens a GraphQL websocket with the given subprotocol and headers.
+func (e *env) dialWS(t *testing.T, ctx context.Context, proto string, header http.Header) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/query"
+	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{proto}, HTTPHeader: header})
+	if err == nil {
+		t.Cleanup(func() { c.CloseNow() })
+	}
+	return c, resp, err
+}
+
+// initWS sends connection_init with key (none when empty) and returns the
+// first answer, or the read error (a close).
+func initWS(ctx context.Context, c *websocket.Conn, key string) (wsMsg, error) {
+	payload := map[string]any{}
+	if key != "" {
+		payload["Authorization"] = "Bearer " + key
+	}
+	p, _ := json.Marshal(payload)
+	if err := wsjson.Write(ctx, c, wsMsg{Type: "connection_init", Payload: p}); err != nil {
+		return wsMsg{}, err
+	}
+	var m wsMsg
+	err := wsjson.Read(ctx, c, &m)
+	return m, err
+}
+
+// readUntilClose reads until the server closes and returns the close code.
+func readUntilClose(ctx context.Context, c *websocket.Conn) websocket.StatusCode {
+	for {
+		var m wsMsg
+		if err := wsjson.Read(ctx, c, &m); err != nil {
+			return websocket.CloseStatus(err)
+		}
+	}
+}
+
+func TestWebsocketAuthentication(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, api.Config{AllowedOrigins: []string{"dash.example.com"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
+		for _, c := range []struct {
+			name, key string
+		}{
+			{"missing key", ""},
+			{"unknown key", "brokkr_AAAAAAAA_" + strings.Repeat("A", 43)},
+			{"garbage key", "nope"},
+		} {
+			t.Run(proto+"/"+c.name, func(t *testing.T) {
+				conn, _, err := w.dialWS(t, ctx, proto, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := initWS(ctx, conn, c.key)
+				if err == nil {
+					if m.Type == "connection_ack" {
+						t.Fatalf("connection acknowledged with %q", c.key)
+					}
+					if code := readUntilClose(ctx, conn); code != auth.CloseUnauthenticated {
+						t.Fatalf("close code %d, want %d (first message %+v)", code, auth.CloseUnauthenticated, m)
+					}
+					return
+				}
+				if code := websocket.CloseStatus(err); code != auth.CloseUnauthenticated {
+					t.Fatalf("close code %d (%v), want %d", code, err, auth.CloseUnauthenticated)
+				}
+			})
+		}
+		t.Run(proto+"/valid key", func(t *testing.T) {
+			conn, _, err := w.dialWS(t, ctx, proto, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := initWS(ctx, conn, w.agent1.key)
+			if err != nil || m.Type != "connection_ack" {
+				t.Fatalf("init: %+v %v", m, err)
+			}
+		})
+	}
+
+	t.Run("foreign origin refused", func(t *testing.T) {
+		_, resp, err := w.dialWS(t, ctx, "graphql-transport-ws", http.Header{"Origin": {"https://evil.example.org"}})
+		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("foreign origin: err=%v resp=%v", err, resp)
+		}
+	})
+	t.Run("allowed origin accepted", func(t *testing.T) {
+		conn, _, err := w.dialWS(t, ctx, "graphql-transport-ws", http.Header{"Origin": {"https://dash.example.com"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := initWS(ctx, conn, w.admin); err != nil || m.Type != "connection_ack" {
+			t.Fatalf("init: %+v %v", m, err)
+		}
+	})
+
+	t.Run("no feed: clear error", func(t *testing.T) {
+		conn, _, err := w.dialWS(t, ctx, "graphql-transport-ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := initWS(ctx, conn, w.agent1.key); err != nil || m.Type != "connection_ack" {
+			t.Fatalf("init: %+v %v", m, err)
+		}
+		p, _ := json.Marshal(map[string]any{"query": `subscription { agentDeploymentObjects { id } }`})
+		if err := wsjson.Write(ctx, conn, wsMsg{ID: "1", Type: "subscribe", Payload: p}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			var m wsMsg
+			if err := wsjson.Read(ctx, conn, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Type == "ka" || m.Type == "ping" {
+				continue
+			}
+			if !strings.Contains(string(m.Payload), `"code":"INTERNAL"`) {
+				t.Fatalf("got %s %s", m.Type, m.Payload)
+			}
+			if !strings.Contains(w.logText(), "subscriptions are not available") {
+				t.Fatalf("the reason is not in the server log:\n%s", w.logText())
+			}
+			return
+		}
+	})
+}
+
+// A deployment object created over HTTP reaches an agent subscribed over a
+// websocket (graphql-transport-ws), through the real feed.
+func TestSubscriptionThroughFeed(t *testing.T) {
+	t.Parallel()
+	var hub *feed.Hub
+	w := newWorldWith(t, func(e *env) api.Config {
+		hub = feed.New(e.db.Bun, e.db.URL, nil, feed.Options{})
+		return api.Config{Feed: hub}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	go hub.Run(ctx)
+
+	conn, _, err := w.dialWS(t, ctx, "graphql-transport-ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := initWS(ctx, conn, w.agent1.key); err != nil || m.Type != "connection_ack" {
+		t.Fatalf("init: %+v %v", m, err)
+	}
+	p, _ := json.Marshal(map[string]any{"query": `subscription { agentDeploymentObjects { id yamlContent stack { id name } } }`})
+	if err := wsjson.Write(ctx, conn, wsMsg{ID: "1", Type: "subscribe", Payload: p}); err != nil {
+		t.Fatal(err)
+	}
+	next := func() map[string]any {
+		t.Helper()
+		for {
+			var m wsMsg
+			if err := wsjson.Read(ctx, conn, &m); err != nil {
+				t.Fatal(err)
+			}
+			switch m.Type {
+			case "next":
+				var r struct {
+					Data   map[string]any
+					Errors []gqlError
+				}
+				if err := json.Unmarshal(m.Payload, &r); err != nil || len(r.Errors) > 0 {
+					t.Fatalf("next: %s", m.Payload)
+				}
+				return r.Data
+			case "ping", "pong", "ka":
+			default:
+				t.Fatalf("unexpected %s %s", m.Type, m.Payload)
+			}
+		}
+	}
+	// Without after: the desired state first (A's latest object).
+	if d := next(); str(d, "agentDeploymentObjects", "id") != w.objA2 || str(d, "agentDeploymentObjects", "stack", "id") != w.stackA {
+		t.Fatalf("first message: %v", d)
+	}
+	d := w.ok(t, w.genA.key, `mutation($s: ID!) { createDeploymentObject(input: {stackId: $s, yamlContent: "x: 3"}) { id } }`, map[string]any{"s": w.stackA})
+	id := str(d, "createDeploymentObject", "id")
+	if got := next(); str(got, "agentDeploymentObjects", "id") != id || str(got, "agentDeploymentObjects", "yamlContent") != "x: 3" {
+		t.Fatalf("live message: %v, want %s", got, id)
+	}
+}
