@@ -1,0 +1,69 @@
+package api_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/brokkr/brokkr/api"
+)
+
+func TestEndpoints(t *testing.T) {
+	t.Parallel()
+	e := setup(t, api.Config{})
+	get := func(path string, header http.Header) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz", nil); code != 200 || !strings.Contains(body, "ok") {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	if code, body := get("/readyz", nil); code != 200 || !strings.Contains(body, "ok") {
+		t.Errorf("/readyz: %d %s", code, body)
+	}
+	if code, body := get("/", nil); code != 200 || !strings.Contains(strings.ToLower(body), "graphiql") {
+		t.Errorf("/: %d %.200s", code, body)
+	}
+	// GET transport.
+	q := url.Values{"query": {"{ viewer { role } }"}}
+	if code, body := get("/query?"+q.Encode(), http.Header{"Authorization": {"Bearer " + e.admin}}); code != 200 || !strings.Contains(body, `"role":"ADMIN"`) {
+		t.Errorf("GET /query: %d %s", code, body)
+	}
+	// Metrics count what was served.
+	code, body := get("/metrics", nil)
+	if code != 200 || !strings.Contains(body, `brokkr_http_requests_total{code="200",route="/healthz"} 1`) ||
+		!strings.Contains(body, `brokkr_graphql_operations_total{type="query"} 1`) || !strings.Contains(body, "brokkr_http_request_duration_seconds_bucket") {
+		t.Errorf("/metrics: %d\n%s", code, body)
+	}
+	if code, _ := get("/nope", nil); code != 404 {
+		t.Errorf("/nope: %d", code)
+	}
+}
+
+func TestReadyzWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	e := setup(t, api.Config{})
+	if err := e.db.Bun.Close(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.srv.Client().Get(e.srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with a closed pool: %d", resp.StatusCode)
+	}
+}
