@@ -119,8 +119,8 @@ type desiredRow struct {
 	ForAgent         uuid.UUID `bun:"_for_agent,scanonly"`
 }
 
-// DesiredStatesByAgents is DesiredState for many agents in one statement
-// (no visibility check of the agents themselves; every id gets a slice).
+// DesiredStatesByAgents is DesiredState for many agents in one statement;
+// every id gets a slice (empty for agents the scope cannot see).
 func DesiredStatesByAgents(ctx context.Context, db bun.IDB, scope Scope, agentIDs []uuid.UUID) (map[uuid.UUID][]*DeploymentObject, error) {
 	out := make(map[uuid.UUID][]*DeploymentObject, len(agentIDs))
 	for _, id := range agentIDs {
@@ -130,13 +130,14 @@ func DesiredStatesByAgents(ctx context.Context, db bun.IDB, scope Scope, agentID
 		return out, nil
 	}
 	sc := deploymentObjectScope(scope, "d")
-	args := append([]any{bun.List(agentIDs)}, sc.args...)
+	va := visibleAgentIDs(scope)
+	args := append(append([]any{bun.List(agentIDs)}, va.args...), sc.args...)
 	var rows []desiredRow
 	err := db.NewRaw(`SELECT DISTINCT ON (t.agent_id, d.stack_id) d.*, t.agent_id AS _for_agent
 		FROM agent_targets AS t
 		JOIN agents AS a ON a.id = t.agent_id AND a.status = 'ACTIVE' AND a.deleted_at IS NULL
 		JOIN deployment_objects AS d ON d.stack_id = t.stack_id AND d.deleted_at IS NULL
-		WHERE t.agent_id IN (?) AND (`+sc.sql+`)
+		WHERE t.agent_id IN (?) AND t.agent_id IN (`+va.sql+`) AND (`+sc.sql+`)
 		ORDER BY t.agent_id, d.stack_id, d.sequence_id DESC`, args...).Scan(ctx, &rows)
 	if err != nil {
 		return nil, op("DesiredStatesByAgents", "agent", err)

@@ -15,10 +15,14 @@ const (
 // and write takes a Scope and applies its boundary in SQL, in this package,
 // so tenancy is decided in one place:
 //   - admin: everything;
-//   - generator: its own live stacks, their labels, annotations, deployment
-//     objects, events and targets; other generators' rows answer NotFound;
+//   - generator: itself, its own live stacks, their labels, annotations,
+//     deployment objects, events and targets, and (read only) the agents
+//     that target one of its stacks; other generators' rows answer NotFound;
 //   - agent: itself, its targets, the stacks it targets and their deployment
-//     objects (only while it is ACTIVE), its own events.
+//     objects (only while it is ACTIVE; deletion markers of targeted stacks
+//     that were deleted included), its own events.
+//
+// The conditions themselves live in scoping.go, one function per table.
 type Scope struct {
 	Role        Role
 	GeneratorID uuid.UUID // set when Role == RoleGenerator

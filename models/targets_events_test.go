@@ -166,6 +166,10 @@ func TestDesiredState(t *testing.T) {
 	if len(ds) != 2 || ds[0].YamlContent != "v: 1" || !ds[1].IsDeletionMarker || ds[1].StackID != s2.ID || ds[0].SequenceID > ds[1].SequenceID {
 		t.Fatalf("desired state after deletes: %+v", ds)
 	}
+	// An agent cannot read another agent's desired state, even in a batch.
+	if m := must[map[uuid.UUID][]*models.DeploymentObject](t)(models.DesiredStatesByAgents(e.ctx, e.db, as, []uuid.UUID{a.ID, b.ID})); len(m[b.ID]) != 0 || len(m[a.ID]) != 2 {
+		t.Fatalf("agent a reads b's desired state: %d", len(m[b.ID]))
+	}
 	all := must[map[uuid.UUID][]*models.DeploymentObject](t)(models.DesiredStatesByAgents(e.ctx, e.db, admin, []uuid.UUID{a.ID, b.ID, uuid.New()}))
 	if len(all[a.ID]) != 2 || len(all[b.ID]) != 1 || all[b.ID][0].YamlContent != "v: 1" || len(all) != 3 {
 		t.Fatalf("batched desired states: %v", all)
