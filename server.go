@@ -1,0 +1,355 @@
+// Command brokkr is the Brokkr control plane: a GraphQL broker through which
+// generators submit deployment objects to stacks and agents in clusters
+// receive them (DESIGN §1).
+//
+//	brokkr [serve] [-no-migrate]      serve GraphQL on $BROKKR_LISTEN (default :8080)
+//	brokkr migrate up|down|status     run the schema migrations by hand
+//	brokkr admin rotate-key           replace the admin API key and print the new one
+//
+// With $DATABASE_URL it uses that PostgreSQL; without it, it runs an embedded
+// default cluster under $BROKKR_DATA_DIR (default ./.brokkr) built from the
+// PostgreSQL binaries on the machine, and stops it again on exit.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/brokkr/brokkr/api"
+	"github.com/brokkr/brokkr/feed"
+	"github.com/brokkr/brokkr/localpg"
+	"github.com/brokkr/brokkr/migrations"
+	"github.com/brokkr/brokkr/models"
+)
+
+// config is everything the broker reads from its environment.
+type config struct {
+	DatabaseURL     string
+	Listen          string
+	DataDir         string
+	AllowedOrigins  []string
+	RateLimit       int
+	MaxBodyBytes    int64
+	MaxDepth        int
+	MaxComplexity   int
+	ShutdownTimeout time.Duration
+}
+
+func loadConfig() (config, error) {
+	c := config{
+		DatabaseURL:     os.Getenv("DATABASE_URL"),
+		Listen:          envOr("BROKKR_LISTEN", ":8080"),
+		DataDir:         envOr("BROKKR_DATA_DIR", ".brokkr"),
+		RateLimit:       600,
+		MaxBodyBytes:    1 << 20,
+		MaxDepth:        12,
+		MaxComplexity:   20000,
+		ShutdownTimeout: 10 * time.Second,
+	}
+	if v := os.Getenv("BROKKR_ALLOWED_ORIGINS"); v != "" {
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.AllowedOrigins = append(c.AllowedOrigins, o)
+			}
+		}
+	}
+	ints := []struct {
+		env string
+		dst *int
+	}{
+		{"BROKKR_RATE_LIMIT_PER_MINUTE", &c.RateLimit},
+		{"BROKKR_MAX_DEPTH", &c.MaxDepth},
+		{"BROKKR_MAX_COMPLEXITY", &c.MaxComplexity},
+	}
+	for _, i := range ints {
+		if v := os.Getenv(i.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return c, fmt.Errorf("%s must be a positive integer, got %q", i.env, v)
+			}
+			*i.dst = n
+		}
+	}
+	if v := os.Getenv("BROKKR_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return c, fmt.Errorf("BROKKR_MAX_BODY_BYTES must be a positive integer, got %q", v)
+		}
+		c.MaxBodyBytes = n
+	}
+	if v := os.Getenv("BROKKR_SHUTDOWN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("BROKKR_SHUTDOWN_TIMEOUT must be a positive duration, got %q", v)
+		}
+		c.ShutdownTimeout = d
+	}
+	return c, nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(os.Args[1:], os.Stdout, logger); err != nil {
+		logger.Error("brokkr failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, `usage:
+  brokkr [serve] [-no-migrate]      serve GraphQL (default command)
+  brokkr migrate up|down|status     run schema migrations (down rolls back one step; -all for every step)
+  brokkr admin rotate-key           replace the admin API key and print the new one once`)
+}
+
+func run(args []string, out io.Writer, logger *slog.Logger) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	switch cmd {
+	case "serve":
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		noMigrate := fs.Bool("no-migrate", false, "do not apply pending migrations at start")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return serve(ctx, cfg, *noMigrate, out, logger)
+	case "migrate":
+		fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+		all := fs.Bool("all", false, "with down: roll back every applied step")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() < 1 {
+			usage(out)
+			return errors.New("migrate needs one of up, down, status")
+		}
+		sub := fs.Arg(0)
+		// Flags may also follow the subcommand: `migrate down -all`.
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 0 {
+			usage(out)
+			return fmt.Errorf("unexpected arguments %q", fs.Args())
+		}
+		return withDB(ctx, cfg, logger, func(db *bun.DB, _ string) error {
+			switch sub {
+			case "up":
+				if err := migrations.Up(ctx, db); err != nil {
+					return err
+				}
+			case "down":
+				down := migrations.DownOne
+				if *all {
+					down = migrations.Down
+				}
+				if err := down(ctx, db); err != nil {
+					return err
+				}
+			case "status":
+			default:
+				usage(out)
+				return fmt.Errorf("unknown migrate command %q", sub)
+			}
+			return migrations.Status(ctx, db, out)
+		})
+	case "admin":
+		if len(args) != 1 || args[0] != "rotate-key" {
+			usage(out)
+			return errors.New("admin needs rotate-key")
+		}
+		return withDB(ctx, cfg, logger, func(db *bun.DB, _ string) error {
+			if err := migrations.Up(ctx, db); err != nil {
+				return err
+			}
+			key, err := models.RotateAdminKey(ctx, db)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "New admin API key (shown once; the old key no longer works):\n\n    %s\n\n", key)
+			return nil
+		})
+	case "help", "-h", "--help":
+		usage(out)
+		return nil
+	default:
+		usage(out)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// withDB opens the configured database (starting the embedded default when
+// DATABASE_URL is empty), runs fn, and closes everything again.
+func withDB(ctx context.Context, cfg config, logger *slog.Logger, fn func(db *bun.DB, dsn string) error) error {
+	dsn := cfg.DatabaseURL
+	if dsn == "" {
+		dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "pg"))
+		if err != nil {
+			return err
+		}
+		logger.Info("DATABASE_URL is not set: using the embedded PostgreSQL", "dir", dir)
+		cluster, err := localpg.Start(ctx, dir, logger)
+		if err != nil {
+			return fmt.Errorf("embedded PostgreSQL: %w", err)
+		}
+		defer func() {
+			if err := cluster.Stop(); err != nil {
+				logger.Error("stopping the embedded PostgreSQL", "err", err)
+			}
+		}()
+		if err := cluster.EnsureDatabase(ctx, "brokkr"); err != nil {
+			return fmt.Errorf("embedded PostgreSQL: %w", err)
+		}
+		dsn = cluster.URL("brokkr")
+	}
+	sqldb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return fmt.Errorf("opening the database: %w", err)
+	}
+	sqldb.SetMaxOpenConns(40)
+	sqldb.SetMaxIdleConns(40)
+	sqldb.SetConnMaxIdleTime(5 * time.Minute)
+	db := bun.NewDB(sqldb, pgdialect.New())
+	defer db.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		return fmt.Errorf("connecting to the database: %w", err)
+	}
+	return fn(db, dsn)
+}
+
+func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logger *slog.Logger) error {
+	return withDB(ctx, cfg, logger, func(db *bun.DB, dsn string) error {
+		if !noMigrate {
+			if err := migrations.Up(ctx, db); err != nil {
+				return err
+			}
+		}
+		key, created, err := models.EnsureAdminKey(ctx, db)
+		if err != nil {
+			return fmt.Errorf("admin key: %w", err)
+		}
+		if created {
+			fmt.Fprintf(out, "\nAdmin API key (shown once; keep it, or replace it with `brokkr admin rotate-key`):\n\n    %s\n\n", key)
+		}
+
+		// Everything long-lived hangs off runCtx; cancelling it ends the feed
+		// and every open websocket.
+		runCtx, cancelRun := context.WithCancel(context.Background())
+		defer cancelRun()
+
+		hub := feed.New(db, dsn, logger, feed.Options{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hub.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("feed stopped", "err", err)
+			}
+		}()
+		defer wg.Wait()
+		defer cancelRun()
+
+		handler, err := api.New(api.Config{
+			DB:                        db,
+			Feed:                      hub,
+			Logger:                    logger,
+			AllowedOrigins:            cfg.AllowedOrigins,
+			MaxBodyBytes:              cfg.MaxBodyBytes,
+			MaxDepth:                  cfg.MaxDepth,
+			MaxComplexity:             cfg.MaxComplexity,
+			DefaultRateLimitPerMinute: cfg.RateLimit,
+		})
+		if err != nil {
+			return err
+		}
+		// Websockets live until wsCtx ends; plain requests are left to
+		// http.Server.Shutdown, which lets them finish.
+		wsCtx, closeWebsockets := context.WithCancel(context.Background())
+		defer closeWebsockets()
+		srv := &http.Server{
+			Addr:              cfg.Listen,
+			Handler:           endWebsocketsWith(wsCtx, handler),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return err
+		}
+		logger.Info("brokkr serving", "addr", ln.Addr().String(), "graphql", "/query", "graphiql", "/")
+
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(ln) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
+
+		// Graceful shutdown (DESIGN §6): stop accepting, let in-flight
+		// requests finish, close websockets (their contexts end with runCtx,
+		// and clients reconnect on the close code), all within a bound.
+		logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		closeWebsockets()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("shutdown did not finish in time; closing remaining connections", "err", err)
+			_ = srv.Close()
+		}
+		return nil
+	})
+}
+
+// endWebsocketsWith ends the context of every websocket request when ctx
+// ends, so that shutdown closes open subscriptions (with a close frame the
+// client reconnects on) while ordinary requests finish normally.
+func endWebsocketsWith(ctx context.Context, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(ctx, cancel)
+		defer stop()
+		next.ServeHTTP(w, r.WithContext(rctx))
+	})
+}
