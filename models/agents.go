@@ -215,13 +215,14 @@ func RestoreAgent(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID) (*
 }
 
 // writableAgent checks that the scope may change the agent's labels and
-// annotations (admins only) and that the agent is live.
+// annotations (admins only) and that the agent is live, share-locking its
+// row until the transaction ends.
 func writableAgent(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID) (*Agent, error) {
 	if err := requireRole(scope, "changing agent labels and annotations", RoleAdmin); err != nil {
 		return nil, err
 	}
 	a := new(Agent)
-	q := db.NewSelect().Model(a).Where("a.id = ?", id).Where("a.deleted_at IS NULL")
+	q := db.NewSelect().Model(a).Where("a.id = ?", id).Where("a.deleted_at IS NULL").For("SHARE")
 	if err := where(q, agentScope(scope, "a")).Scan(ctx); err != nil {
 		return nil, Translate(err, "agent")
 	}

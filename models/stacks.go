@@ -126,16 +126,17 @@ func ListStacks(ctx context.Context, db bun.IDB, scope Scope, filter *StackFilte
 
 // writableStack checks that the scope may change the (live) stack: admins
 // any, generators their own (others' are NotFound), agents none (Forbidden).
-// It locks the stack row until the transaction ends when forUpdate.
-func writableStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, forUpdate bool) (*Stack, error) {
+// With lock, the row is share-locked until the transaction ends, so the
+// stack cannot be deleted under a label or annotation being added.
+func writableStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, lock bool) (*Stack, error) {
 	if err := requireRole(scope, "changing stacks", RoleAdmin, RoleGenerator); err != nil {
 		return nil, err
 	}
 	s := new(Stack)
 	q := db.NewSelect().Model(s).Where("s.id = ?", id).Where("s.deleted_at IS NULL")
 	q = where(q, stackScope(scope, "s"))
-	if forUpdate {
-		q = q.For("UPDATE")
+	if lock {
+		q = q.For("SHARE")
 	}
 	if err := q.Scan(ctx); err != nil {
 		return nil, Translate(err, "stack")
@@ -231,7 +232,7 @@ func AddStackLabel(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UU
 	var s *Stack
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		if s, err = writableStack(ctx, tx, scope, stackID, false); err != nil {
+		if s, err = writableStack(ctx, tx, scope, stackID, true); err != nil {
 			return err
 		}
 		_, err = tx.NewInsert().Model(&StackLabel{StackID: stackID, Label: label}).Exec(ctx)
@@ -249,7 +250,7 @@ func RemoveStackLabel(ctx context.Context, db bun.IDB, scope Scope, stackID uuid
 	var s *Stack
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		if s, err = writableStack(ctx, tx, scope, stackID, false); err != nil {
+		if s, err = writableStack(ctx, tx, scope, stackID, true); err != nil {
 			return err
 		}
 		return deleteOne(ctx, tx.NewDelete().Model((*StackLabel)(nil)).
@@ -273,7 +274,7 @@ func SetStackAnnotation(ctx context.Context, db bun.IDB, scope Scope, stackID uu
 	var s *Stack
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		if s, err = writableStack(ctx, tx, scope, stackID, false); err != nil {
+		if s, err = writableStack(ctx, tx, scope, stackID, true); err != nil {
 			return err
 		}
 		_, err = tx.NewInsert().Model(&StackAnnotation{StackID: stackID, Key: key, Value: value}).
@@ -292,7 +293,7 @@ func RemoveStackAnnotation(ctx context.Context, db bun.IDB, scope Scope, stackID
 	var s *Stack
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		if s, err = writableStack(ctx, tx, scope, stackID, false); err != nil {
+		if s, err = writableStack(ctx, tx, scope, stackID, true); err != nil {
 			return err
 		}
 		return deleteOne(ctx, tx.NewDelete().Model((*StackAnnotation)(nil)).
