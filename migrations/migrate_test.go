@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
@@ -336,5 +337,21 @@ func TestUpIgnoresAStaleBunLockRow(t *testing.T) {
 	}
 	if n := len(appliedRows(t, f.db.Bun)); n != 0 {
 		t.Fatalf("%d steps applied after down", n)
+	}
+}
+
+func TestUpRefusesAOneConnectionPool(t *testing.T) {
+	t.Parallel()
+	db, _ := emptyDB(t)
+	db.SetMaxOpenConns(1)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err := migrations.Up(ctx, db)
+	if err == nil || !strings.Contains(err.Error(), "at least 2 connections") {
+		t.Fatalf("up on a one-connection pool: %v", err)
+	}
+	db.SetMaxOpenConns(2)
+	if err := migrations.Up(ctx, db); err != nil {
+		t.Fatalf("up on a two-connection pool: %v", err)
 	}
 }

@@ -80,8 +80,13 @@ const lockKey int64 = 0x62726f6b6b726d67
 // second finds nothing pending. The lock is transaction-scoped on a
 // connection of its own, so PostgreSQL drops it whatever happens to this
 // process; bun's table lock (bun_migration_locks) is not used, because a
-// migrator killed while holding it would block every later start.
+// migrator killed while holding it would block every later start. The lock
+// holds one connection of the pool and the steps run on another, so a pool
+// limited to one connection is refused rather than left to deadlock.
 func locked(ctx context.Context, db *bun.DB, fn func(*migrate.Migrator) error) (err error) {
+	if n := db.DB.Stats().MaxOpenConnections; n == 1 {
+		return errors.New("migrations: the connection pool needs at least 2 connections (one holds the migration lock)")
+	}
 	tx, err := db.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrations: lock: %w", err)
