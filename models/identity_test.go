@@ -112,3 +112,33 @@ func TestTouchGeneratorActivity(t *testing.T) {
 		t.Fatal("stale last_active_at not refreshed")
 	}
 }
+
+func TestConcurrentAdminRotations(t *testing.T) {
+	e := setup(t)
+	if _, _, err := models.EnsureAdminKey(e.ctx, e.db); err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, 6)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := models.RotateAdminKey(e.ctx, e.db)
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		}()
+	}
+	wg.Wait()
+	working := 0
+	for _, k := range keys {
+		if _, err := models.PrincipalForKeyHash(e.ctx, e.db, apikey.Hash(k)); err == nil {
+			working++
+		}
+	}
+	if working != 1 {
+		t.Fatalf("%d of the rotated keys work, want exactly 1", working)
+	}
+}
