@@ -266,7 +266,7 @@ func runPage[T any, R any, PR interface {
 		c := encodeCursor(spec.order, spec.key(n))
 		pg.Nodes = append(pg.Nodes, n)
 		pg.Cursors = append(pg.Cursors, c)
-		pg.EndCursor = &pg.Cursors[len(pg.Cursors)-1]
+		pg.EndCursor = &c
 	}
 	return pages, nil
 }
