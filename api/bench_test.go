@@ -1,0 +1,245 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/brokkr/brokkr/api"
+	"github.com/brokkr/brokkr/dbtest"
+	"github.com/brokkr/brokkr/models"
+)
+
+// benchServer runs api.New over db with limits that do not get in the way.
+func benchServer(b *testing.B, db *dbtest.DB) (*httptest.Server, string) {
+	b.Helper()
+	key, _, err := models.EnsureAdminKey(context.Background(), db.Bun)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := api.New(api.Config{DB: db.Bun, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), DefaultRateLimitPerMinute: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	b.Cleanup(srv.Close)
+	return srv, key
+}
+
+func benchPost(b *testing.B, client *http.Client, url, key string, body []byte) []byte {
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Error(err) // not Fatal: this also runs on worker goroutines
+		return nil
+	}
+	out, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || bytes.Contains(out, []byte(`"errors"`)) {
+		b.Errorf("%d %v %.300s", resp.StatusCode, err, out)
+	}
+	return out
+}
+
+// BenchmarkDashboardQuery: the nested dashboard query (20 generators × 10
+// stacks × 10 objects × 5 events) through HTTP, against the same rows read
+// by hand-written SQL over the same pool (DESIGN §7: within 2×).
+// ratio = HTTP time / SQL time per read.
+func BenchmarkDashboardQuery(b *testing.B) {
+	db := dbtest.New(b)
+	seedDashboard(b, db.Bun, 20, 10, 10, 5)
+	srv, key := benchServer(b, db)
+	body, _ := json.Marshal(map[string]any{"query": dashboardQuery, "variables": dashboardVars(20, 10, 10, 5)})
+	client := srv.Client()
+	url := srv.URL + "/query"
+	ctx := context.Background()
+	sqlDB := db.Bun.DB
+	for range 3 { // warm both paths
+		benchPost(b, client, url, key, body)
+		handDashboard(b, ctx, sqlDB)
+	}
+
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		benchPost(b, client, url, key, body)
+	}
+	httpDur := time.Since(start)
+	b.StopTimer()
+	start = time.Now()
+	rows := 0
+	for range b.N {
+		rows = handDashboard(b, ctx, sqlDB)
+	}
+	sqlDur := time.Since(start)
+	if rows != 20+200+200+200+2000+10000+1 {
+		b.Fatalf("hand-written SQL read %d rows", rows)
+	}
+	b.ReportMetric(float64(httpDur.Nanoseconds())/float64(b.N), "http-ns/read")
+	b.ReportMetric(float64(sqlDur.Nanoseconds())/float64(b.N), "sql-ns/read")
+	b.ReportMetric(float64(httpDur)/float64(sqlDur), "http/sql")
+}
+
+// handDashboard reads the dashboard's rows with one statement per level,
+// as a careful hand-written data layer would; it returns the rows read.
+func handDashboard(b *testing.B, ctx context.Context, db *sql.DB) int {
+	n := 0
+	query := func(q string, args []any, dest func() []any, each func()) {
+		rs, err := db.QueryContext(ctx, q, args...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rs.Close()
+		for rs.Next() {
+			if err := rs.Scan(dest()...); err != nil {
+				b.Fatal(err)
+			}
+			n++
+			each()
+		}
+		if err := rs.Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	type row struct {
+		id, parent, a, b, c string
+		t1, t2              sql.NullTime
+		i                   int64
+		f                   bool
+		total               int
+	}
+	var r row
+	var gens, stacks, objs, agents []string
+	agentSet := map[string]bool{}
+	query(`SELECT id, name, is_active, last_active_at, count(*) OVER () FROM generators WHERE deleted_at IS NULL ORDER BY created_at, id LIMIT 21`,
+		nil, func() []any { return []any{&r.id, &r.a, &r.f, &r.t1, &r.total} }, func() { gens = append(gens, r.id) })
+	query(`SELECT id, generator_id, name, total FROM (SELECT s.*, count(*) OVER w AS total, row_number() OVER (w ORDER BY created_at, id) AS rn
+		FROM stacks AS s WHERE generator_id = ANY($1::uuid[]) AND deleted_at IS NULL WINDOW w AS (PARTITION BY generator_id)) AS x WHERE rn <= 11`,
+		[]any{gens}, func() []any { return []any{&r.id, &r.parent, &r.a, &r.total} }, func() { stacks = append(stacks, r.id) })
+	query(`SELECT stack_id, label FROM stack_labels WHERE stack_id = ANY($1::uuid[]) ORDER BY stack_id, label`,
+		[]any{stacks}, func() []any { return []any{&r.parent, &r.a} }, func() {})
+	query(`SELECT stack_id, key, value FROM stack_annotations WHERE stack_id = ANY($1::uuid[]) ORDER BY stack_id, key`,
+		[]any{stacks}, func() []any { return []any{&r.parent, &r.a, &r.b} }, func() {})
+	query(`SELECT id, stack_id, sequence_id, yaml_checksum, is_deletion_marker, submitted_at, total FROM (
+		SELECT d.*, count(*) OVER w AS total, row_number() OVER (w ORDER BY sequence_id DESC) AS rn
+		FROM deployment_objects AS d WHERE stack_id = ANY($1::uuid[]) AND deleted_at IS NULL WINDOW w AS (PARTITION BY stack_id)) AS x WHERE rn <= 11`,
+		[]any{stacks}, func() []any { return []any{&r.id, &r.parent, &r.i, &r.a, &r.f, &r.t1, &r.total} }, func() { objs = append(objs, r.id) })
+	query(`SELECT id, deployment_object_id, agent_id, event_type, status, message, created_at, total FROM (
+		SELECT e.*, count(*) OVER w AS total, row_number() OVER (w ORDER BY created_at DESC, id) AS rn
+		FROM agent_events AS e WHERE deployment_object_id = ANY($1::uuid[]) AND deleted_at IS NULL WINDOW w AS (PARTITION BY deployment_object_id)) AS x WHERE rn <= 6`,
+		[]any{objs}, func() []any { return []any{&r.id, &r.parent, &r.c, &r.a, &r.b, &r.b, &r.t1, &r.total} }, func() {
+			if !agentSet[r.c] {
+				agentSet[r.c] = true
+				agents = append(agents, r.c)
+			}
+		})
+	query(`SELECT id, name, cluster_name FROM agents WHERE id = ANY($1::uuid[])`,
+		[]any{agents}, func() []any { return []any{&r.id, &r.a, &r.b} }, func() {})
+	return n
+}
+
+// BenchmarkCreateDeploymentObject: createDeploymentObject through HTTP
+// (generator key: authentication, scope check, YAML validation, checksum,
+// the insert and its triggers) against a raw pgx INSERT of the same row
+// (DESIGN §7: at least half the raw throughput). http/raw = raw time / HTTP
+// time for the same number of objects = HTTP throughput as a fraction of
+// raw, with one client and with benchWorkers concurrent clients.
+func BenchmarkCreateDeploymentObject(b *testing.B) {
+	db := dbtest.New(b)
+	srv, admin := benchServer(b, db)
+	client, url := srv.Client(), srv.URL+"/query"
+	mk := func(q string, vars map[string]any) map[string]any {
+		body, _ := json.Marshal(map[string]any{"query": q, "variables": vars})
+		var r struct{ Data map[string]any }
+		if err := json.Unmarshal(benchPost(b, client, url, admin, body), &r); err != nil {
+			b.Fatal(err)
+		}
+		return r.Data
+	}
+	d := mk(`mutation { createGenerator(input: {name: "bench"}) { apiKey } }`, nil)
+	genKey := str(d, "createGenerator", "apiKey")
+	body, _ := json.Marshal(map[string]any{"query": `mutation { createStack(input: {name: "http"}) { id } }`})
+	var sr struct{ Data map[string]any }
+	_ = json.Unmarshal(benchPost(b, client, url, genKey, body), &sr)
+	httpStack := str(sr.Data, "createStack", "id")
+	body, _ = json.Marshal(map[string]any{"query": `mutation { createStack(input: {name: "raw"}) { id } }`})
+	_ = json.Unmarshal(benchPost(b, client, url, genKey, body), &sr)
+	rawStack := str(sr.Data, "createStack", "id")
+
+	ctx := context.Background()
+	yaml := func(i int) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  version: \"%d\"\n", i)
+	}
+	mutation := `mutation($in: CreateDeploymentObjectInput!) { createDeploymentObject(input: $in) { id sequenceId yamlChecksum } }`
+	viaHTTP := func(i int) {
+		body, _ := json.Marshal(map[string]any{"query": mutation, "variables": map[string]any{"in": map[string]any{"stackId": httpStack, "yamlContent": yaml(i)}}})
+		benchPost(b, client, url, genKey, body)
+	}
+	pool, err := pgxpool.New(ctx, db.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	raw := func(i int) {
+		y := yaml(i)
+		sum := sha256.Sum256([]byte(y))
+		var id string
+		var seq int64
+		if err := pool.QueryRow(ctx, `INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum) VALUES ($1, $2, $3) RETURNING id, sequence_id`,
+			rawStack, y, hex.EncodeToString(sum[:])).Scan(&id, &seq); err != nil {
+			b.Error(err)
+		}
+	}
+	// Serial (one client) and concurrent (benchWorkers clients; the pool
+	// and the HTTP server both serve them in parallel).
+	b.ResetTimer()
+	httpSerial := timeOps(b.N, 1, viaHTTP)
+	httpPar := timeOps(b.N, benchWorkers, viaHTTP)
+	b.StopTimer()
+	rawSerial := timeOps(b.N, 1, raw)
+	rawPar := timeOps(b.N, benchWorkers, raw)
+	b.ReportMetric(float64(httpSerial.Nanoseconds())/float64(b.N), "http-ns/object")
+	b.ReportMetric(float64(rawSerial.Nanoseconds())/float64(b.N), "raw-ns/object")
+	b.ReportMetric(float64(rawSerial)/float64(httpSerial), "http/raw-serial")
+	b.ReportMetric(float64(rawPar)/float64(httpPar), "http/raw-8clients")
+}
+
+const benchWorkers = 8
+
+// timeOps runs op(0..n-1) on workers goroutines and returns the wall time.
+func timeOps(n, workers int, op func(i int)) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				op(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start)
+}
