@@ -2,8 +2,6 @@
 // presenter, dataloaders and complexity limits.
 package graph
 
-//go:generate go tool gqlgen generate
-
 import (
 	"context"
 	"log/slog"
