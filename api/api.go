@@ -127,6 +127,7 @@ func New(cfg Config) (http.Handler, error) {
 		srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	}
 	srv.Use(graph.Guard{
+		Auth:      authn,
 		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
 		Activity:  &auth.Activity{DB: cfg.DB, Logger: logger},
 		Presenter: presenter,

@@ -209,3 +209,41 @@ func TestSubscriptionThroughFeed(t *testing.T) {
 		t.Fatalf("live message: %v, want %s", got, id)
 	}
 }
+
+// A key rotated while its websocket is open stops working there at once.
+func TestWebsocketKeyRotation(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, api.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := w.dialWS(t, ctx, "graphql-transport-ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := initWS(ctx, conn, w.agent2.key); err != nil || m.Type != "connection_ack" {
+		t.Fatalf("init: %+v %v", m, err)
+	}
+	ask := func(id string) string {
+		t.Helper()
+		p, _ := json.Marshal(map[string]any{"query": `{ viewer { role } }`})
+		if err := wsjson.Write(ctx, conn, wsMsg{ID: id, Type: "subscribe", Payload: p}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			var m wsMsg
+			if err := wsjson.Read(ctx, conn, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.ID == id && (m.Type == "next" || m.Type == "error") {
+				return string(m.Payload)
+			}
+		}
+	}
+	if got := ask("1"); !strings.Contains(got, `"role":"AGENT"`) {
+		t.Fatalf("before rotation: %s", got)
+	}
+	w.ok(t, w.admin, `mutation($id: ID!) { rotateAgentKey(id: $id) { apiKey } }`, map[string]any{"id": w.agent2.id})
+	if got := ask("2"); !strings.Contains(got, "UNAUTHENTICATED") || strings.Contains(got, `"role"`) {
+		t.Fatalf("after rotation: %s", got)
+	}
+}

@@ -26,6 +26,7 @@ const CloseUnauthenticated = 4401
 
 type scopeKey struct{}
 type failureKey struct{}
+type wsKeyHashKey struct{}
 
 // WithScope returns ctx carrying the caller's scope.
 func WithScope(ctx context.Context, s models.Scope) context.Context {
@@ -116,6 +117,11 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 		switch {
 		case err == nil:
 			ctx = WithScope(ctx, scope)
+			if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+				// A websocket lives on: its operations re-check the key.
+				key, _ := BearerKey(r.Header.Get("Authorization"))
+				ctx = context.WithValue(ctx, wsKeyHashKey{}, apikey.Hash(key))
+			}
 		case errors.Is(err, ErrNoCredentials):
 		case models.ErrorKind(err) == models.KindUnauthenticated:
 			ctx = withFailure(ctx, err)
@@ -151,7 +157,31 @@ func (a *Authenticator) WebsocketInit(ctx context.Context, payload transport.Ini
 		ctx = transport.AppendCloseReason(ctx, msg)
 		return ctx, nil, errors.New(msg)
 	}
+	key, _ := BearerKey(header)
+	ctx = context.WithValue(ctx, wsKeyHashKey{}, apikey.Hash(key))
 	return WithScope(ctx, scope), nil, nil
+}
+
+// Recheck re-authenticates a websocket connection's key before each of its
+// operations, so a key rotated or deleted while the connection is open stops
+// working at once for queries and mutations sent over it too (the feed closes
+// its subscriptions). Plain HTTP requests were authenticated just now: nil.
+func (a *Authenticator) Recheck(ctx context.Context) error {
+	hash, ok := ctx.Value(wsKeyHashKey{}).(string)
+	if !ok {
+		return nil
+	}
+	scope, err := models.PrincipalForKeyHash(ctx, a.DB, hash)
+	if err != nil {
+		if models.ErrorKind(err) == models.KindUnauthenticated {
+			return Unauthenticated("invalid API key: it was rotated or its owner deleted")
+		}
+		return err
+	}
+	if prev, ok := ForContext(ctx); !ok || prev.Role != scope.Role || prev.GeneratorID != scope.GeneratorID || prev.AgentID != scope.AgentID {
+		return Unauthenticated("invalid API key")
+	}
+	return nil
 }
 
 func (a *Authenticator) logger() *slog.Logger {

@@ -31,10 +31,12 @@ func HasRole(ctx context.Context, _ any, next graphql.Resolver, roles []models.R
 }
 
 // Guard is the per-operation gate: every root field but introspection needs
-// an authenticated caller (UNAUTHENTICATED otherwise); each operation of a
+// an authenticated caller (UNAUTHENTICATED otherwise); an operation sent over
+// a websocket re-checks the connection's key; each operation of a
 // generator takes a token from its rate limiter (RATE_LIMITED with
 // retryAfter when empty) and refreshes its last_active_at.
 type Guard struct {
+	Auth      *auth.Authenticator // rechecks websocket keys per operation
 	Limiter   *auth.RateLimiter
 	Activity  *auth.Activity
 	Presenter graphql.ErrorPresenterFunc
@@ -53,6 +55,11 @@ func (g Guard) InterceptOperation(ctx context.Context, next graphql.OperationHan
 	scope, ok := auth.ForContext(ctx)
 	if !ok {
 		return next(ctx)
+	}
+	if g.Auth != nil {
+		if err := g.Auth.Recheck(ctx); err != nil {
+			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{g.Presenter(ctx, err)}})
+		}
 	}
 	if err := g.Limiter.Allow(scope); err != nil {
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{g.Presenter(ctx, err)}})
