@@ -50,8 +50,9 @@ type Config struct {
 	Logger *slog.Logger
 
 	// AllowedOrigins are host patterns (path.Match syntax, as coder/websocket
-	// OriginPatterns) whose web pages may open websockets. Same-origin pages
-	// and clients that send no Origin (agents, CLIs) are always allowed.
+	// OriginPatterns) whose web pages may open websockets and call /query
+	// cross-origin (CORS). Same-origin pages and clients that send no Origin
+	// (agents, CLIs) are always allowed.
 	AllowedOrigins []string
 
 	MaxBodyBytes              int64
@@ -136,7 +137,7 @@ func New(cfg Config) (http.Handler, error) {
 	srv.Use(m)
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", m.instrument("/query", limitBody(cfg.MaxBodyBytes, authn.Middleware(srv))))
+	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, authn.Middleware(srv)))))
 	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
 	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

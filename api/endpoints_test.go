@@ -67,3 +67,28 @@ func TestReadyzWithoutDatabase(t *testing.T) {
 		t.Fatalf("/readyz with a closed pool: %d", resp.StatusCode)
 	}
 }
+
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	e := setup(t, api.Config{AllowedOrigins: []string{"dash.example.com"}})
+	preflight := func(origin string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodOptions, e.srv.URL+"/query", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := preflight("https://dash.example.com"); r.Header.Get("Access-Control-Allow-Origin") != "https://dash.example.com" ||
+		!strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Errorf("allowed origin preflight: %d %v", r.StatusCode, r.Header)
+	}
+	if r := preflight("https://evil.example.org"); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("foreign origin got CORS headers: %v", r.Header)
+	}
+}
