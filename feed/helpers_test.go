@@ -18,7 +18,6 @@ import (
 	"github.com/brokkr/brokkr/models"
 )
 
-
 func testLogger() *slog.Logger {
 	if os.Getenv("FEED_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -12,13 +12,14 @@
 // sequence is settled, so "everything above the watermark" never skips a late
 // commit.
 //
-// Wake-ups: Published (called by the API after a mutation commits) wakes the
-// local hub at once and sends one coalesced NOTIFY to the other replicas; the
-// triggers of migration 0003 NOTIFY target and agent changes; a periodic poll
-// of the watermark catches writes made outside the API (psql) and anything a
-// lost listener connection missed. After the listener reconnects, every
-// agent's state is reloaded and the objects above the watermark are read, so
-// nothing is lost.
+// Wake-ups: the triggers of migration 0003 NOTIFY new deployment objects
+// (one notification per inserting statement, sent with its commit) and target
+// and agent changes, whoever writes them (the API, another replica, psql).
+// Published wakes the local hub at once, without waiting for the round trip.
+// A periodic poll of the watermark is the safety net (and how agent events,
+// which have no trigger, reach other replicas). After the listener
+// reconnects, every agent's state is reloaded and the objects above the
+// watermark are read, so nothing sent while it was away is lost.
 package feed
 
 import (
@@ -58,6 +59,10 @@ type Options struct {
 	// feed looks again (transactions commit after their created_at).
 	// Default 5s.
 	EventLookback time.Duration
+	// RoundInterval is the least time between two pump rounds woken by
+	// Published or NOTIFY, so that a burst of writes is read in one batch.
+	// Default 2ms.
+	RoundInterval time.Duration
 	// OnRevoke, if set, is called (outside the hub's lock) when the hub sees
 	// that a subscribed agent was deleted or its key rotated, after closing
 	// that agent's subscriptions; the API closes the agent's websockets.
@@ -83,6 +88,9 @@ func (o *Options) defaults() {
 	if o.ReplayConcurrency <= 0 {
 		o.ReplayConcurrency = 8
 	}
+	if o.RoundInterval <= 0 {
+		o.RoundInterval = 2 * time.Millisecond
+	}
 	if o.EventLookback <= 0 {
 		o.EventLookback = 5 * time.Second
 	}
@@ -99,10 +107,9 @@ type Hub struct {
 	logger *slog.Logger
 	opts   Options
 
-	kick     chan struct{} // wakes the pump (capacity 1)
-	notifyCh chan struct{} // asks the notifier for one NOTIFY (capacity 1)
-	started  chan struct{} // closed once Run has read the schema and watermark
-	replays  chan struct{} // semaphore for replay queries
+	kick    chan struct{} // wakes the pump (capacity 1)
+	started chan struct{} // closed once Run has read the schema and watermark
+	replays chan struct{} // semaphore for replay queries
 
 	channel string // NOTIFY channel, brokkr_<schema>; set before started closes
 
@@ -136,7 +143,6 @@ func New(db *bun.DB, dsn string, logger *slog.Logger, opts Options) *Hub {
 		logger:   logger.With("component", "feed"),
 		opts:     opts,
 		kick:     make(chan struct{}, 1),
-		notifyCh: make(chan struct{}, 1),
 		started:  make(chan struct{}),
 		replays:  make(chan struct{}, opts.ReplayConcurrency),
 		dirty:    map[uuid.UUID]struct{}{},
@@ -162,7 +168,7 @@ func (h *Hub) Watermark() int64 {
 	return h.wm
 }
 
-// Run starts the listener, the notifier and the pump, and blocks until ctx
+// Run starts the listener and the pump, and blocks until ctx
 // ends; then it closes every subscription and returns nil. It fails early
 // only if the database cannot be read at start.
 func (h *Hub) Run(ctx context.Context) error {
@@ -181,45 +187,22 @@ func (h *Hub) Run(ctx context.Context) error {
 	close(h.started)
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() { defer wg.Done(); h.listen(ctx) }()
-	go func() { defer wg.Done(); h.notifier(ctx) }()
 	h.pump(ctx)
 	wg.Wait()
 	h.shutdown()
 	return nil
 }
 
-// Published wakes the local hub and, coalesced, every other replica (one
-// NOTIFY after commit, off the write transaction). It never blocks.
-func (h *Hub) Published(ctx context.Context) {
-	h.wake()
-	select {
-	case h.notifyCh <- struct{}{}:
-	default:
-	}
-}
+// Published wakes the local hub after a mutation committed. Other replicas
+// are woken by the database's own NOTIFY (migration 0003). It never blocks.
+func (h *Hub) Published(ctx context.Context) { h.wake() }
 
 func (h *Hub) wake() {
 	select {
 	case h.kick <- struct{}{}:
 	default:
-	}
-}
-
-// notifier sends one NOTIFY per burst of Published calls: while one is in
-// flight, further calls collapse into the next.
-func (h *Hub) notifier(ctx context.Context) {
-	<-h.started
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-h.notifyCh:
-		}
-		if _, err := h.db.ExecContext(ctx, "SELECT pg_notify(?, 'd')", h.channel); err != nil && ctx.Err() == nil {
-			h.logger.Warn("feed: notify failed; other replicas rely on their poll", "err", err)
-		}
 	}
 }
 
@@ -252,6 +235,12 @@ func (h *Hub) pump(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-h.kick:
+			// Let a burst of writes gather into one batch.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(h.opts.RoundInterval):
+			}
 		case <-poll.C:
 		case <-resync.C:
 			h.mu.Lock()
@@ -263,10 +252,16 @@ func (h *Hub) pump(ctx context.Context) {
 
 // round is one pass of the pump.
 func (h *Hub) round(ctx context.Context) error {
-	// Objects first, so that a new subscriber's desired state is computed at
-	// the newest watermark (and not followed by objects it supersedes).
-	if err := h.processObjects(ctx); err != nil {
-		return err
+	// Objects first when subscribers wait, so that a new subscriber's
+	// desired state is computed at the newest watermark (and not followed
+	// by objects it supersedes).
+	h.mu.Lock()
+	waiting := len(h.regs) > 0
+	h.mu.Unlock()
+	if waiting {
+		if err := h.processObjects(ctx); err != nil {
+			return err
+		}
 	}
 	if err := h.processAgents(ctx); err != nil {
 		return err

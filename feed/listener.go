@@ -71,7 +71,7 @@ func (h *Hub) handle(payload string) {
 			return
 		}
 		h.markDirty(id)
-	default: // "d" and anything else: new objects or events, maybe
+	default: // "d" and anything else: new objects
 		h.wake()
 	}
 }

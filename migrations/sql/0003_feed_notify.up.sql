@@ -2,11 +2,24 @@
 -- the hub reads rows from the tables. The channel carries the schema name, so
 -- brokkr instances in different schemas of one database do not wake each other.
 --
--- Deployment objects have no trigger here: their inserts are serialized by the
--- sequence lock, so the hub wakes on a NOTIFY sent after commit by the API
--- (coalesced) and a periodic poll of the committed sequence (writes from psql).
--- Target and agent changes are rare, so a NOTIFY inside the writing
--- transaction costs nothing that matters and covers every client.
+-- d: new deployment objects. One notification per inserting statement, sent
+-- with the transaction's commit: deployment-object commits are already
+-- serialized by the sequence lock (0002), so the notification queue's commit
+-- lock adds no new serialization, and unlike a NOTIFY sent after commit from
+-- the API it needs no transaction (and WAL flush) of its own. `make bench`
+-- (feed.BenchmarkWakeupWritePath) measures the alternatives. Target and agent
+-- changes are rare: a NOTIFY inside the writing transaction costs nothing
+-- that matters there either. Agent events, which are frequent and not
+-- serialized, have no trigger: the hub polls them (and Published wakes it).
+CREATE FUNCTION brokkr_feed_notify_objects() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('brokkr_' || TG_TABLE_SCHEMA, 'd');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER deployment_objects_feed_notify AFTER INSERT ON deployment_objects
+    FOR EACH STATEMENT EXECUTE FUNCTION brokkr_feed_notify_objects();
 
 -- t:<agent_id>: the agent's targets changed.
 CREATE FUNCTION brokkr_feed_notify_target() RETURNS trigger
