@@ -13,7 +13,6 @@ import (
 
 	"github.com/brokkr/brokkr/api"
 	"github.com/brokkr/brokkr/auth"
-	"github.com/brokkr/brokkr/feed"
 )
 
 type wsMsg struct {
@@ -156,14 +155,9 @@ func TestWebsocketAuthentication(t *testing.T) {
 // websocket (graphql-transport-ws), through the real feed.
 func TestSubscriptionThroughFeed(t *testing.T) {
 	t.Parallel()
-	var hub *feed.Hub
-	w := newWorldWith(t, func(e *env) api.Config {
-		hub = feed.New(e.db.Bun, e.db.URL, nil, feed.Options{})
-		return api.Config{Feed: hub}
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	go hub.Run(ctx)
+	w := newWorldWith(t, func(e *env) api.Config { return api.Config{Feed: runFeed(t, ctx, e)} })
 
 	conn, _, err := w.dialWS(t, ctx, "graphql-transport-ws", nil)
 	if err != nil {
