@@ -502,8 +502,10 @@ func (h *Hub) processAgents(ctx context.Context) error {
 				for st := range newStacks {
 					all = append(all, st)
 				}
-				res.announce = all
 				if r.after == nil {
+					// The desired state, in ascending order: whatever a cut
+					// leaves unsent lies above the agent's resume point.
+					res.announce = all
 					res.initial = latestInOrder(newStacks, latest)
 				} else {
 					after := *r.after
@@ -513,7 +515,12 @@ func (h *Hub) processAgents(ctx context.Context) error {
 							un[st] = struct{}{}
 						}
 					}
-					res.initial = latestInOrder(un, latest)
+					for _, st := range all {
+						if _, ok := un[st]; !ok {
+							res.announce = append(res.announce, st)
+						}
+					}
+					res.initial, res.forced = latestInOrder(un, latest), true
 					if after < wm {
 						res.stacks, res.from, res.to = all, after, wm
 					}

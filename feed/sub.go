@@ -44,8 +44,14 @@ type regResult struct {
 	initial  []*models.DeploymentObject // sent first, as they are (sequence order)
 	stacks   []uuid.UUID                // replay (from, to] over these stacks
 	from, to int64
-	cursor   int64       // the cursor once initial and replay are sent
-	announce []uuid.UUID // stacks to mark announced once handed (agent feeds)
+	cursor   int64 // the cursor once initial and replay are sent
+	// Agent feeds: announce is marked announced before anything is sent
+	// (stacks whose content comes in ascending order above what the agent
+	// will resume after, if cut short); if forced, each initial object's
+	// stack is marked once that object is handed over (it lies at or below
+	// after, so a resume would not replay it).
+	announce []uuid.UUID
+	forced   bool
 }
 
 // registration is a subscription waiting for the pump.
@@ -195,9 +201,22 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 			return false
 		}
 	}
+	if s.agent != nil && len(res.announce) > 0 {
+		if err := h.markAnnounced(ctx, s.agent.id, res.announce); err != nil {
+			if ctx.Err() == nil {
+				h.logger.Warn("feed: marking targets announced", "err", err)
+			}
+			return
+		}
+	}
 	for _, o := range res.initial {
 		if !send(o) {
 			return
+		}
+		if res.forced && s.agent != nil {
+			if err := h.markAnnounced(ctx, s.agent.id, []uuid.UUID{o.StackID}); err != nil && ctx.Err() == nil {
+				h.logger.Warn("feed: marking a target announced", "err", err)
+			}
 		}
 	}
 	if len(res.stacks) > 0 && res.to > res.from {
@@ -206,11 +225,6 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 				h.logger.Warn("feed: replay failed; closing the subscription", "err", err)
 			}
 			return
-		}
-	}
-	if s.agent != nil && len(res.announce) > 0 {
-		if err := h.markAnnounced(ctx, s.agent.id, res.announce); err != nil && ctx.Err() == nil {
-			h.logger.Warn("feed: marking targets announced", "err", err)
 		}
 	}
 	cursor := res.cursor
