@@ -1,0 +1,175 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/brokkr/brokkr/apikey"
+	"github.com/brokkr/brokkr/dbtest"
+	"github.com/brokkr/brokkr/feed"
+)
+
+// BenchmarkWebsocketFanout: N agents, each on its own websocket
+// (graphql-transport-ws, authenticated in connection_init) with an
+// agentDeploymentObjects subscription, all targeting one stack, on one
+// server; each iteration commits one deployment object and waits until every
+// client has it. Reports p50/p99 from commit to receipt at the client, and
+// memory per connection (server and client sides together: both run in this
+// process).
+func BenchmarkWebsocketFanout(b *testing.B) {
+	sizes := []int{1000}
+	if s := os.Getenv("FEED_WS_BENCH_SIZES"); s != "" {
+		sizes = nil
+		for _, f := range strings.Split(s, ",") {
+			n, _ := strconv.Atoi(f)
+			sizes = append(sizes, n)
+		}
+	}
+	queries := []struct{ name, q string }{
+		// The object's own fields: the feed and the transport.
+		{"flat", `subscription($after: Int64) { agentDeploymentObjects(after: $after) { id sequenceId isDeletionMarker yamlContent yamlChecksum } }`},
+		// Plus stack { id }: one more SQL query per delivered object and client.
+		{"with-stack", feedQuery},
+	}
+	for _, n := range sizes {
+		for _, q := range queries {
+			b.Run(fmt.Sprintf("conns=%d/query=%s", n, q.name), func(b *testing.B) { benchWebsocketFanout(b, n, q.q) })
+		}
+	}
+}
+
+func benchWebsocketFanout(b *testing.B, n int, query string) {
+	db := dbtest.New(b)
+	db.Bun.SetMaxOpenConns(16)
+	ctx := context.Background()
+	exec := func(q string, args ...any) {
+		if _, err := db.Bun.ExecContext(ctx, q, args...); err != nil {
+			b.Fatalf("%s: %v", q, err)
+		}
+	}
+	var stack string
+	if err := db.Bun.NewRaw(`WITH g AS (INSERT INTO generators (name) VALUES ('bench') RETURNING id)
+	    INSERT INTO stacks (name, generator_id) SELECT 'bench', id FROM g RETURNING id::text`).Scan(ctx, &stack); err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]string, n)
+	hashes := make([]string, n)
+	for i := range keys {
+		var err error
+		if keys[i], hashes[i], err = apikey.New("agent"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	exec(`INSERT INTO agents (name, cluster_name, status, pak_hash)
+	      SELECT 'bench-' || i, 'c', 'ACTIVE', h FROM unnest(?::text[]) WITH ORDINALITY AS t(h, i)`, pgArray(hashes))
+	exec(`INSERT INTO agent_targets (agent_id, stack_id) SELECT id, ? FROM agents`, stack)
+
+	s := startServer(b, db, feed.Options{})
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	url := "ws" + strings.TrimPrefix(s.url, "http") + "/query"
+	var round atomic.Pointer[sync.WaitGroup]
+	recvAt := make([]time.Time, n)
+	conns := make([]*websocket.Conn, n)
+	sub, _ := json.Marshal(map[string]any{"query": query, "variables": map[string]any{"after": 0}})
+	for i := range n {
+		dctx, cancel := context.WithTimeout(ctx, time.Minute)
+		conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{Subprotocols: []string{transportWS}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, _ := json.Marshal(map[string]any{"Authorization": "Bearer " + keys[i]})
+		if err := wsjson.Write(dctx, conn, wsMsg{Type: "connection_init", Payload: p}); err != nil {
+			b.Fatal(err)
+		}
+		var ack wsMsg
+		if err := wsjson.Read(dctx, conn, &ack); err != nil || ack.Type != "connection_ack" {
+			b.Fatalf("init %d: %+v %v", i, ack, err)
+		}
+		if err := wsjson.Write(dctx, conn, wsMsg{ID: "f", Type: "subscribe", Payload: sub}); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+		conns[i] = conn
+		go func() {
+			for {
+				var m wsMsg
+				if err := wsjson.Read(ctx, conn, &m); err != nil {
+					return
+				}
+				switch m.Type {
+				case "ping":
+					_ = wsjson.Write(ctx, conn, wsMsg{Type: "pong"})
+				case "next":
+					recvAt[i] = time.Now()
+					round.Load().Done()
+				}
+			}
+		}()
+	}
+	defer func() {
+		for _, c := range conns {
+			_ = c.CloseNow()
+		}
+	}()
+	// Warm-up: one object through every subscription.
+	wg := &sync.WaitGroup{}
+	wg.Add(n)
+	round.Store(wg)
+	exec(`INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum) VALUES (?, 'w: 0', encode(sha256('w: 0'::bytea), 'hex'))`, stack)
+	waitAll(b, wg)
+	runtime.GC()
+	var idle runtime.MemStats
+	runtime.ReadMemStats(&idle)
+
+	var lat []time.Duration
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		wg := &sync.WaitGroup{}
+		wg.Add(n)
+		round.Store(wg)
+		y := fmt.Sprintf("n: %d", it)
+		exec(`INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum) VALUES (?, ?, encode(sha256(convert_to(?, 'UTF8')), 'hex'))`, stack, y, y)
+		committed := time.Now()
+		s.hub.Published(ctx)
+		waitAll(b, wg)
+		for _, t := range recvAt {
+			lat = append(lat, t.Sub(committed))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	used := int64(idle.HeapInuse+idle.StackInuse) - int64(before.HeapInuse+before.StackInuse)
+	b.ReportMetric(float64(used)/float64(n), "client+server-B/conn")
+}
+
+func waitAll(b *testing.B, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		b.Fatal("not every client received the object")
+	}
+}
+
+// pgArray is a text[] literal.
+func pgArray(ss []string) string { return "{" + strings.Join(ss, ",") + "}" }
