@@ -170,15 +170,21 @@ func (h *Hub) Watermark() int64 {
 
 // Run starts the listener and the pump, and blocks until ctx
 // ends; then it closes every subscription and returns nil. It fails early
-// only if the database cannot be read at start.
+// only if the database cannot be read at start (and then refuses every
+// subscription). Call it once.
 func (h *Hub) Run(ctx context.Context) error {
+	fail := func(err error) error {
+		h.shutdown() // refuse subscriptions: nobody would serve them
+		close(h.started)
+		return err
+	}
 	var schema string
 	if err := h.db.NewRaw("SELECT current_schema()").Scan(ctx, &schema); err != nil {
-		return fmt.Errorf("feed: reading the schema: %w", err)
+		return fail(fmt.Errorf("feed: reading the schema: %w", err))
 	}
 	var wm int64
 	if err := h.db.NewRaw("SELECT coalesce(max(sequence_id), 0) FROM deployment_objects").Scan(ctx, &wm); err != nil {
-		return fmt.Errorf("feed: reading the watermark: %w", err)
+		return fail(fmt.Errorf("feed: reading the watermark: %w", err))
 	}
 	h.channel = "brokkr_" + schema
 	h.mu.Lock()
