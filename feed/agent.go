@@ -114,6 +114,16 @@ func (h *Hub) AgentTargetChanges(ctx context.Context, scope models.Scope, agentI
 	})
 	h.mu.Unlock()
 	h.wake()
+	// Wait until the pump has loaded the agent's targets: changes committed
+	// after this returns are reported.
+	select {
+	case res := <-r.res:
+		if res.err != nil {
+			return nil, res.err
+		}
+	case <-ctx.Done():
+		return nil, models.Translate(ctx.Err(), "agent")
+	}
 	return t.ch, nil
 }
 
@@ -452,7 +462,14 @@ func (h *Hub) processAgents(ctx context.Context) error {
 			}
 		}
 		for _, t := range a.targetSubs {
-			t.ready = true
+			if !t.ready {
+				t.ready = true
+				for _, r := range agentRegs {
+					if r.tsub == t {
+						answers = append(answers, answer{r, regResult{}})
+					}
+				}
+			}
 		}
 
 		// Deliveries to subscribers already answered.
@@ -554,9 +571,7 @@ func (h *Hub) processAgents(ctx context.Context) error {
 	// Registrations of agents that are gone were refused by closing their
 	// subscriptions above; answer them so their goroutines end.
 	for _, r := range agentRegs {
-		if r.sub != nil {
-			r.fail(unauthenticated)
-		}
+		r.fail(unauthenticated)
 	}
 	return nil
 }

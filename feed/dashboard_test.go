@@ -87,7 +87,6 @@ func TestAgentEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
 	e1 := event(a1, d1, "SUCCESS")
 	e2 := event(a2, d2, "FAILURE")
 	h.Published(bg)

@@ -33,9 +33,38 @@ func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *model
 		e.filter = *filter
 	}
 	h.mu.Lock()
+	initd := h.evInit
+	h.mu.Unlock()
+	var since time.Time
+	var seen []uuid.UUID
+	if !initd {
+		// The first subscriber sets the cursor: events from now on.
+		var err error
+		if since, seen, err = h.eventCursor(ctx); err != nil {
+			return nil, h.internal("feed.AgentEvents", err)
+		}
+	}
+	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrClosed
+	}
+	if !h.evInit {
+		if since.IsZero() { // the cursor was dropped meanwhile: rare, start now
+			h.mu.Unlock()
+			var err error
+			since, seen, err = h.eventCursor(ctx)
+			h.mu.Lock()
+			if err != nil {
+				return nil, h.internal("feed.AgentEvents", err)
+			}
+		}
+		if !h.evInit {
+			h.evInit, h.evSince = true, since
+			for _, id := range seen {
+				h.evSeen[id] = since
+			}
+		}
 	}
 	h.events[e] = struct{}{}
 	e.stop = context.AfterFunc(ctx, func() {
@@ -90,6 +119,21 @@ func (e *eventSub) match(r *eventRow) bool {
 		(f.Status == nil || *f.Status == r.Status)
 }
 
+// eventCursor is where a first event subscriber starts: now (database
+// clock), with the events already visible inside the lookback marked seen so
+// that only events committed from now on are delivered.
+func (h *Hub) eventCursor(ctx context.Context) (time.Time, []uuid.UUID, error) {
+	var since time.Time
+	if err := h.db.NewRaw("SELECT clock_timestamp()").Scan(ctx, &since); err != nil {
+		return since, nil, fmt.Errorf("feed: reading the clock: %w", err)
+	}
+	var ids []uuid.UUID
+	if err := h.db.NewRaw("SELECT id FROM agent_events WHERE created_at > ?", since.Add(-h.opts.EventLookback)).Scan(ctx, &ids); err != nil {
+		return since, nil, fmt.Errorf("feed: reading events: %w", err)
+	}
+	return since, ids, nil
+}
+
 // processEvents reads the agent events created since the newest one seen
 // (minus a lookback for transactions that committed late), skips those
 // already delivered, and dispatches the rest. It does nothing while nobody
@@ -102,27 +146,8 @@ func (h *Hub) processEvents(ctx context.Context) error {
 		h.mu.Unlock()
 		return nil
 	}
-	initd, since := h.evInit, h.evSince
+	since := h.evSince
 	h.mu.Unlock()
-	if !initd {
-		if err := h.db.NewRaw("SELECT clock_timestamp()").Scan(ctx, &since); err != nil {
-			return fmt.Errorf("feed: reading the clock: %w", err)
-		}
-		h.mu.Lock()
-		h.evInit, h.evSince = true, since
-		h.mu.Unlock()
-		// Events of transactions running now have an older created_at: look
-		// back from the start too, but deliver only those not committed before.
-		var ids []uuid.UUID
-		if err := h.db.NewRaw("SELECT id FROM agent_events WHERE created_at > ?", since.Add(-h.opts.EventLookback)).Scan(ctx, &ids); err != nil {
-			return fmt.Errorf("feed: reading events: %w", err)
-		}
-		h.mu.Lock()
-		for _, id := range ids {
-			h.evSeen[id] = since
-		}
-		h.mu.Unlock()
-	}
 	var rows []*eventRow
 	err := h.db.NewRaw(`SELECT e.id, e.agent_id, e.deployment_object_id, e.event_type, e.status, e.message,
 	       e.created_at, e.updated_at, d.stack_id, s.generator_id

@@ -228,7 +228,6 @@ func TestTargetAddRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // let the target subscription register
 	quiet(t, ch, 100*time.Millisecond)
 
 	// A new target delivers the stack's latest object at once.

@@ -236,8 +236,23 @@ func TestRestartBetweenObjects(t *testing.T) {
 	first := f.object(s)
 	h1.Published(bg)
 	equal(t, recvN(t, ch, 1, wait), []int64{first})
-	stop1()
-	closedWithin(t, ch, wait) // shutdown closes subscriptions
+	changes, err := h1.AgentTargetChanges(bg, agentScope(a), uuid.Nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := h1.AgentEvents(bg, admin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stackCh, err := h1.StackDeploymentObjects(bg, admin, s, ptr(int64(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop1() // as on SIGTERM: every subscription closes
+	closedWithin(t, ch, wait)
+	closedWithin(t, changes, wait)
+	closedWithin(t, events, wait)
+	closedWithin(t, stackCh, wait)
 	if _, err := h1.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil); err == nil {
 		t.Fatal("a stopped hub accepted a subscription")
 	}
