@@ -327,6 +327,9 @@ func (h *Hub) processAgents(ctx context.Context) error {
 			Where("d.sequence_id <= ?", wm).
 			OrderExpr("d.stack_id, d.sequence_id DESC").
 			Scan(ctx)
+		if err == nil {
+			err = h.attachStacks(ctx, objs)
+		}
 		if err != nil {
 			h.requeue(agentRegs, list)
 			return fmt.Errorf("feed: loading latest objects: %w", err)

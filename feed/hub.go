@@ -297,6 +297,9 @@ func (h *Hub) processObjects(ctx context.Context) error {
 		if len(objs) == 0 {
 			return nil
 		}
+		if err := h.attachStacks(ctx, objs); err != nil {
+			return err
+		}
 		h.mu.Lock()
 		for _, o := range objs {
 			if o.DeletedAt == nil {
@@ -309,6 +312,35 @@ func (h *Hub) processObjects(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// attachStacks sets Stack on each object (one query for the batch), so that
+// resolving `stack` on a payload delivered to thousands of subscribers needs
+// no query per subscriber. The objects are shared by all subscribers: the
+// API must treat them, and their Stack, as read-only.
+func (h *Hub) attachStacks(ctx context.Context, objs []*models.DeploymentObject) error {
+	seen := map[uuid.UUID]*models.Stack{}
+	var ids []uuid.UUID
+	for _, o := range objs {
+		if _, ok := seen[o.StackID]; !ok {
+			seen[o.StackID] = nil
+			ids = append(ids, o.StackID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var stacks []*models.Stack
+	if err := h.db.NewSelect().Model(&stacks).Where("s.id = ANY(?::uuid[])", uuidArray(ids)).Scan(ctx); err != nil {
+		return fmt.Errorf("feed: reading stacks: %w", err)
+	}
+	for _, s := range stacks {
+		seen[s.ID] = s
+	}
+	for _, o := range objs {
+		o.Stack = seen[o.StackID]
+	}
+	return nil
 }
 
 // dispatchLocked hands o to the dashboard subscribers of its stack and to

@@ -328,3 +328,33 @@ func waitAnnounced(t testing.TB, f *fixture, agent uuid.UUID, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Objects arrive with their stack attached (deleted stacks too, for markers).
+func TestObjectsCarryTheirStack(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	f := newFixture(t, db)
+	h, _ := startHub(t, db, feed.Options{})
+	g := f.generator()
+	s := f.stack(g)
+	a := f.agent(true)
+	f.target(a, s)
+	f.object(s)
+	ch, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, marker := range []bool{false, true} {
+		if marker {
+			f.exec("UPDATE stacks SET deleted_at = now() WHERE id = ?", s)
+		}
+		select {
+		case o := <-ch:
+			if o.IsDeletionMarker != marker || o.Stack == nil || o.Stack.ID != s || (marker && o.Stack.DeletedAt == nil) {
+				t.Fatalf("object %d: marker=%v stack=%+v", i, o.IsDeletionMarker, o.Stack)
+			}
+		case <-time.After(wait):
+			t.Fatal("no object")
+		}
+	}
+}

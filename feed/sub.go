@@ -277,6 +277,9 @@ func (h *Hub) replayRange(ctx context.Context, stacks []uuid.UUID, from, to int6
 			OrderExpr("d.sequence_id").
 			Limit(500).
 			Scan(ctx)
+		if err == nil {
+			err = h.attachStacks(ctx, page)
+		}
 		<-h.replays
 		if err != nil {
 			return fmt.Errorf("feed: replay: %w", err)
