@@ -34,8 +34,8 @@ import (
 //   - poll-only+hub: no trigger; a hub finding objects by its 500ms poll.
 //
 // Disk latency on a shared machine drifts a lot, so the modes run
-// interleaved: each iteration is one round of 500 inserts per mode, each mode
-// on its own database of the same cluster; the figures are the totals.
+// interleaved: each iteration is four rounds of 500 inserts per mode, each
+// mode on its own database of the same cluster; the figures are the totals.
 func BenchmarkWakeupWritePath(b *testing.B) {
 	modes := []string{"raw", "trigger", "trigger+hub", "notify-after-commit", "poll-only+hub"}
 	if m := os.Getenv("FEED_BENCH_MODES"); m != "" {
@@ -112,8 +112,10 @@ func BenchmarkWakeupWritePath(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for _, mode := range modes {
-			run(mode, setups[mode])
+		for range 4 {
+			for _, mode := range modes {
+				run(mode, setups[mode])
+			}
 		}
 	}
 	b.StopTimer()

@@ -170,6 +170,7 @@ func TestListenerKilled(t *testing.T) {
 	other.Published(bg)
 	equal(t, recvN(t, ch, 1, wait), []int64{first})
 
+	waitListeners(t, f, 2)
 	var killed int
 	f.scan(&killed, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 	                  WHERE datname = current_database() AND application_name = ?`, feed.ListenerApplicationName)
@@ -409,5 +410,23 @@ func TestConcurrentWriters(t *testing.T) {
 		if fmt.Sprint(results[i]) != fmt.Sprint(want) {
 			t.Errorf("agent %d: got %d objects %v\nwant %d %v", i, len(results[i]), results[i], len(want), want)
 		}
+	}
+}
+
+// waitListeners waits until n hub listener connections are open on the
+// test's database.
+func waitListeners(t testing.TB, f *fixture, n int) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		var c int
+		f.scan(&c, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = ?`, feed.ListenerApplicationName)
+		if c == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d listener connections, want %d", c, n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

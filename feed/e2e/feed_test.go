@@ -173,6 +173,19 @@ func TestListenerKilled(t *testing.T) {
 	c.subscribe("f", feedQuery, feedVars(ptr(int64(0))))
 	first := w.object(st)
 	equal(t, c.seqs("f", 1), []int64{first})
+	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := db.Bun.NewRaw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = ?`,
+			feed.ListenerApplicationName).Scan(t.Context(), &n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d listeners, want 2", n)
+		}
+	}
 	var killed int
 	if err := db.Bun.NewRaw(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 	      WHERE datname = current_database() AND application_name = ?`, feed.ListenerApplicationName).Scan(t.Context(), &killed); err != nil || killed != 2 {
