@@ -187,11 +187,15 @@ func (h *Hub) unindexLocked(a *agentState, stack uuid.UUID) {
 	}
 }
 
-// markDirty asks the pump to reload an agent (a target or agent NOTIFY).
+// markDirty asks the pump to reload an agent (a target or agent NOTIFY) and
+// to check the key of a principal with dashboard subscriptions.
 func (h *Hub) markDirty(id uuid.UUID) {
 	h.mu.Lock()
 	if _, ok := h.agents[id]; ok {
 		h.dirty[id] = struct{}{}
+	}
+	if _, ok := h.watches[id]; ok {
+		h.watchDirty[id] = struct{}{}
 	}
 	h.mu.Unlock()
 	h.wake()
@@ -234,6 +238,9 @@ func (h *Hub) processAgents(ctx context.Context) error {
 	if h.resync {
 		for id := range h.agents {
 			ids[id] = struct{}{}
+		}
+		for id := range h.watches {
+			h.watchDirty[id] = struct{}{}
 		}
 		h.resync = false
 	}
@@ -344,7 +351,7 @@ func (h *Hub) processAgents(ctx context.Context) error {
 		res regResult
 	}
 	var answers []answer
-	var revoked []uuid.UUID
+	var revoked []models.Scope
 	type announce struct {
 		agent  uuid.UUID
 		stacks []uuid.UUID
@@ -404,7 +411,7 @@ func (h *Hub) processAgents(ctx context.Context) error {
 				h.closeTargetSubLocked(t)
 			}
 			if len(old)+len(oldT) > 0 {
-				revoked = append(revoked, id)
+				revoked = append(revoked, models.Scope{Role: models.RoleAgent, AgentID: id})
 			}
 			if !ok || row.DeletedAt != nil {
 				for _, s := range slices.Clone(a.subs) {
@@ -567,8 +574,8 @@ func (h *Hub) processAgents(ctx context.Context) error {
 		}()
 	}
 	if h.opts.OnRevoke != nil {
-		for _, id := range revoked {
-			h.opts.OnRevoke(id)
+		for _, sc := range revoked {
+			h.opts.OnRevoke(sc)
 		}
 	}
 	// Registrations of agents that are gone were refused by closing their

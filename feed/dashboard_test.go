@@ -122,3 +122,56 @@ func TestAgentEvents(t *testing.T) {
 		}
 	}
 }
+
+// Dashboard subscriptions end when their generator's or agent's key is
+// rotated, or the generator is deactivated; others keep running.
+func TestDashboardSubscriptionsEndWithTheKey(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	f := newFixture(t, db)
+	revoked := make(chan models.Scope, 8)
+	h, _ := startHub(t, db, feed.Options{OnRevoke: func(s models.Scope) { revoked <- s }})
+	g, other := f.generator(), f.generator()
+	f.exec("UPDATE generators SET pak_hash = encode(sha256(id::text::bytea), 'hex')")
+	s, so := f.stack(g), f.stack(other)
+	a := f.agent(true)
+	f.target(a, s)
+	gs := models.Scope{Role: models.RoleGenerator, GeneratorID: g}
+	os := models.Scope{Role: models.RoleGenerator, GeneratorID: other}
+
+	genStack, err := h.StackDeploymentObjects(bg, gs, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	genEvents, err := h.AgentEvents(bg, gs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentStack, err := h.StackDeploymentObjects(bg, agentScope(a), s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherStack, err := h.StackDeploymentObjects(bg, os, so, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	f.exec("UPDATE generators SET pak_hash = encode(sha256('rotated'::bytea), 'hex') WHERE id = ?", g)
+	closedWithin(t, genStack, wait)
+	closedWithin(t, genEvents, wait)
+	if sc := <-revoked; sc != gs {
+		t.Fatalf("revoked %+v, want %+v", sc, gs)
+	}
+	f.exec("UPDATE agents SET pak_hash = encode(sha256('rotated'::bytea), 'hex') WHERE id = ?", a)
+	closedWithin(t, agentStack, wait)
+	// The other generator's subscription is untouched, until it is deactivated.
+	seq := f.object(so)
+	h.Published(bg)
+	equal(t, recvN(t, otherStack, 1, wait), []int64{seq})
+	f.exec("UPDATE generators SET is_active = false WHERE id = ?", other)
+	closedWithin(t, otherStack, wait)
+	// A deactivated generator cannot subscribe.
+	if _, err := h.AgentEvents(bg, os, nil); models.ErrorKind(err) != models.KindUnauthenticated {
+		t.Fatalf("deactivated generator subscribing: %v", err)
+	}
+}

@@ -16,6 +16,7 @@ type eventSub struct {
 	scope  models.Scope
 	filter models.AgentEventFilter
 	stop   func() bool
+	watch  *watch
 	done   bool
 }
 
@@ -31,6 +32,13 @@ func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *model
 	e := &eventSub{ch: make(chan *models.AgentEvent, h.opts.BufferSize), scope: scope}
 	if filter != nil {
 		e.filter = *filter
+	}
+	pid, hash, err := h.keyOf(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	if pid != uuid.Nil {
+		e.watch = &watch{scope: scope, id: pid, pakHash: hash, close: func() { h.closeEventSubLocked(e) }}
 	}
 	h.mu.Lock()
 	initd := h.evInit
@@ -67,6 +75,9 @@ func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *model
 		}
 	}
 	h.events[e] = struct{}{}
+	if e.watch != nil {
+		h.addWatchLocked(e.watch)
+	}
 	e.stop = context.AfterFunc(ctx, func() {
 		h.mu.Lock()
 		h.closeEventSubLocked(e)
@@ -83,6 +94,7 @@ func (h *Hub) closeEventSubLocked(e *eventSub) {
 	if e.stop != nil {
 		e.stop()
 	}
+	h.removeWatchLocked(e.watch)
 	delete(h.events, e)
 	close(e.ch)
 }

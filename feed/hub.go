@@ -64,9 +64,10 @@ type Options struct {
 	// Default 2ms.
 	RoundInterval time.Duration
 	// OnRevoke, if set, is called (outside the hub's lock) when the hub sees
-	// that a subscribed agent was deleted or its key rotated, after closing
-	// that agent's subscriptions; the API closes the agent's websockets.
-	OnRevoke func(agentID uuid.UUID)
+	// that an agent or generator with subscriptions was deleted (or, for a
+	// generator, deactivated) or its key rotated, after closing those
+	// subscriptions; the API may close the principal's websockets.
+	OnRevoke func(models.Scope)
 }
 
 func (o *Options) defaults() {
@@ -113,17 +114,19 @@ type Hub struct {
 
 	channel string // NOTIFY channel, brokkr_<schema>; set before started closes
 
-	mu       sync.Mutex
-	closed   bool
-	resync   bool                                   // reload every agent on the next pump round
-	dirty    map[uuid.UUID]struct{}                 // agents to reload
-	regs     []*registration                        // subscriptions waiting for the pump
-	agents   map[uuid.UUID]*agentState              // agents with subscribers
-	byStack  map[uuid.UUID]map[*agentState]struct{} // stack -> agents targeting it
-	stacks   map[uuid.UUID]map[*objSub]struct{}     // stack -> dashboard subscribers
-	events   map[*eventSub]struct{}
-	replayng map[*objSub]struct{} // subscriptions still replaying (closed at shutdown)
-	wm       int64                // watermark: highest sequence dispatched
+	mu         sync.Mutex
+	closed     bool
+	resync     bool                                   // reload every agent on the next pump round
+	dirty      map[uuid.UUID]struct{}                 // agents to reload
+	regs       []*registration                        // subscriptions waiting for the pump
+	agents     map[uuid.UUID]*agentState              // agents with subscribers
+	byStack    map[uuid.UUID]map[*agentState]struct{} // stack -> agents targeting it
+	stacks     map[uuid.UUID]map[*objSub]struct{}     // stack -> dashboard subscribers
+	events     map[*eventSub]struct{}
+	replayng   map[*objSub]struct{}              // subscriptions still replaying (closed at shutdown)
+	watches    map[uuid.UUID]map[*watch]struct{} // principal -> dashboard subscriptions tied to its key
+	watchDirty map[uuid.UUID]struct{}            // principals whose key to check
+	wm         int64                             // watermark: highest sequence dispatched
 
 	evSince time.Time               // agent-event cursor (newest created_at seen)
 	evSeen  map[uuid.UUID]time.Time // events delivered within the lookback
@@ -138,20 +141,22 @@ func New(db *bun.DB, dsn string, logger *slog.Logger, opts Options) *Hub {
 		logger = slog.Default()
 	}
 	return &Hub{
-		db:       db,
-		dsn:      dsn,
-		logger:   logger.With("component", "feed"),
-		opts:     opts,
-		kick:     make(chan struct{}, 1),
-		started:  make(chan struct{}),
-		replays:  make(chan struct{}, opts.ReplayConcurrency),
-		dirty:    map[uuid.UUID]struct{}{},
-		agents:   map[uuid.UUID]*agentState{},
-		byStack:  map[uuid.UUID]map[*agentState]struct{}{},
-		stacks:   map[uuid.UUID]map[*objSub]struct{}{},
-		events:   map[*eventSub]struct{}{},
-		replayng: map[*objSub]struct{}{},
-		evSeen:   map[uuid.UUID]time.Time{},
+		db:         db,
+		dsn:        dsn,
+		logger:     logger.With("component", "feed"),
+		opts:       opts,
+		kick:       make(chan struct{}, 1),
+		started:    make(chan struct{}),
+		replays:    make(chan struct{}, opts.ReplayConcurrency),
+		dirty:      map[uuid.UUID]struct{}{},
+		agents:     map[uuid.UUID]*agentState{},
+		byStack:    map[uuid.UUID]map[*agentState]struct{}{},
+		stacks:     map[uuid.UUID]map[*objSub]struct{}{},
+		events:     map[*eventSub]struct{}{},
+		replayng:   map[*objSub]struct{}{},
+		watches:    map[uuid.UUID]map[*watch]struct{}{},
+		watchDirty: map[uuid.UUID]struct{}{},
+		evSeen:     map[uuid.UUID]time.Time{},
 	}
 }
 
@@ -273,6 +278,9 @@ func (h *Hub) round(ctx context.Context) error {
 		return err
 	}
 	if err := h.processObjects(ctx); err != nil {
+		return err
+	}
+	if err := h.processWatches(ctx); err != nil {
 		return err
 	}
 	return h.processEvents(ctx)

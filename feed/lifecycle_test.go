@@ -56,8 +56,8 @@ func TestRevocationClosesSubscriptions(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
 	f := newFixture(t, db)
-	revoked := make(chan uuid.UUID, 4)
-	h, _ := startHub(t, db, feed.Options{OnRevoke: func(id uuid.UUID) { revoked <- id }})
+	revoked := make(chan models.Scope, 4)
+	h, _ := startHub(t, db, feed.Options{OnRevoke: func(s models.Scope) { revoked <- s }})
 	g := f.generator()
 	s := f.stack(g)
 	a := f.agent(true)
@@ -79,9 +79,9 @@ func TestRevocationClosesSubscriptions(t *testing.T) {
 	closedWithin(t, ch, wait)
 	closedWithin(t, changes, wait)
 	select {
-	case id := <-revoked:
-		if id != a {
-			t.Fatalf("revoked %s, want %s", id, a)
+	case sc := <-revoked:
+		if sc != agentScope(a) {
+			t.Fatalf("revoked %+v, want agent %s", sc, a)
 		}
 	case <-time.After(wait):
 		t.Fatal("OnRevoke not called")

@@ -64,7 +64,7 @@ func (h *Hub) listenOnce(ctx context.Context, connected func()) error {
 func (h *Hub) handle(payload string) {
 	kind, rest, _ := strings.Cut(payload, ":")
 	switch kind {
-	case "t", "a":
+	case "t", "a", "g":
 		id, err := uuid.Parse(rest)
 		if err != nil {
 			h.logger.Warn("feed: bad notification payload", "payload", payload)

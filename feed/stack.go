@@ -40,10 +40,22 @@ func (h *Hub) StackDeploymentObjects(ctx context.Context, scope models.Scope, st
 		}
 		return nil, h.internal("feed.StackDeploymentObjects", err)
 	}
+	pid, hash, err := h.keyOf(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
 	s := &objSub{ch: make(chan *models.DeploymentObject, h.opts.BufferSize), stackID: stackID}
 	r := &registration{sub: s, stackID: stackID, after: after, res: make(chan regResult, 1)}
 	if err := h.subscribe(ctx, r); err != nil {
 		return nil, err
+	}
+	if pid != uuid.Nil {
+		h.mu.Lock()
+		if !s.done {
+			s.watch = &watch{scope: scope, id: pid, pakHash: hash, close: func() { h.endLocked(s) }}
+			h.addWatchLocked(s.watch)
+		}
+		h.mu.Unlock()
 	}
 	return s.ch, nil
 }

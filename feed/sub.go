@@ -28,6 +28,7 @@ type objSub struct {
 	stop    func() bool // stops the context.AfterFunc watching the caller's ctx
 	agent   *agentState // nil for a stack subscription
 	stackID uuid.UUID   // stack subscriptions
+	watch   *watch      // stack subscriptions of generators and agents
 
 	// Guarded by Hub.mu.
 	ready   bool                       // registration answered: dispatches reach it
@@ -112,6 +113,7 @@ func (h *Hub) endLocked(s *objSub) {
 	if s.stop != nil {
 		s.stop()
 	}
+	h.removeWatchLocked(s.watch)
 	h.unregisterLocked(s)
 	if s.live {
 		close(s.ch)
@@ -177,6 +179,7 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 			if s.stop != nil {
 				s.stop()
 			}
+			h.removeWatchLocked(s.watch)
 			h.unregisterLocked(s)
 		}
 		h.mu.Unlock()

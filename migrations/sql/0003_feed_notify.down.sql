@@ -1,4 +1,7 @@
 DROP INDEX agent_events_created_at_idx;
+DROP TRIGGER generators_feed_notify_delete ON generators;
+DROP TRIGGER generators_feed_notify_update ON generators;
+DROP FUNCTION brokkr_feed_notify_generator();
 DROP TRIGGER agents_feed_notify_delete ON agents;
 DROP TRIGGER agents_feed_notify_update ON agents;
 DROP FUNCTION brokkr_feed_notify_agent();

@@ -57,5 +57,27 @@ CREATE TRIGGER agents_feed_notify_update AFTER UPDATE ON agents
 CREATE TRIGGER agents_feed_notify_delete AFTER DELETE ON agents
     FOR EACH ROW EXECUTE FUNCTION brokkr_feed_notify_agent();
 
+-- g:<generator_id>: the generator's key, activity or deletion changed (its
+-- dashboard subscriptions end).
+CREATE FUNCTION brokkr_feed_notify_generator() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('brokkr_' || TG_TABLE_SCHEMA, 'g:' || OLD.id::text);
+    ELSE
+        PERFORM pg_notify('brokkr_' || TG_TABLE_SCHEMA, 'g:' || NEW.id::text);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER generators_feed_notify_update AFTER UPDATE ON generators
+    FOR EACH ROW
+    WHEN (OLD.pak_hash IS DISTINCT FROM NEW.pak_hash
+          OR OLD.is_active IS DISTINCT FROM NEW.is_active
+          OR OLD.deleted_at IS DISTINCT FROM NEW.deleted_at)
+    EXECUTE FUNCTION brokkr_feed_notify_generator();
+CREATE TRIGGER generators_feed_notify_delete AFTER DELETE ON generators
+    FOR EACH ROW EXECUTE FUNCTION brokkr_feed_notify_generator();
+
 -- The agent-event feed reads recent events by creation time.
 CREATE INDEX agent_events_created_at_idx ON agent_events (created_at);
