@@ -13,13 +13,19 @@
 // commit.
 //
 // Wake-ups: the triggers of migration 0003 NOTIFY new deployment objects
-// (one notification per inserting statement, sent with its commit) and target
-// and agent changes, whoever writes them (the API, another replica, psql).
+// (one notification per inserting statement, sent with its commit), target
+// changes and agent and generator key changes, whoever writes them (the API, another replica, psql).
 // Published wakes the local hub at once, without waiting for the round trip.
 // A periodic poll of the watermark is the safety net (and how agent events,
 // which have no trigger, reach other replicas). After the listener
 // reconnects, every agent's state is reloaded and the objects above the
 // watermark are read, so nothing sent while it was away is lost.
+//
+// Subscriptions are closed (their channel closes, gqlgen completes them) when
+// the subscriber is too slow (its bounded buffer is full: it resumes with
+// after), when its agent or generator is deleted or deactivated or its key
+// rotated (migration 0003 NOTIFYs those changes too; Options.OnRevoke is
+// told), and when Run's context ends (shutdown).
 package feed
 
 import (
