@@ -311,6 +311,19 @@ func TestTargetAddedWhileAway(t *testing.T) {
 	n := f.object(s2)
 	h.Published(bg)
 	equal(t, recvN(t, ch, 1, wait), []int64{n})
+
+	// A newly targeted stack whose objects are newer than after: the
+	// resuming feed's replay delivers them, each once (no extra "latest").
+	s3 := f.stack(g)
+	o3a, o3b := f.object(s3), f.object(s3)
+	f.target(a, s3)
+	ch2, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := recvN(t, ch2, 2, wait)
+	equal(t, got, []int64{o3a, o3b})
+	quiet(t, ch2, 300*time.Millisecond)
 }
 
 func waitAnnounced(t testing.TB, f *fixture, agent uuid.UUID, n int) {
