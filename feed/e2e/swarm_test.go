@@ -1,0 +1,242 @@
+package e2e_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/brokkr/brokkr/apikey"
+	"github.com/brokkr/brokkr/dbtest"
+	"github.com/brokkr/brokkr/feed"
+)
+
+// TestMain lets this test binary act as a swarm of websocket agents for
+// BenchmarkWebsocketServerSide (FEED_SWARM_URL set): the clients then live in
+// another process, so the server's memory and CPU are measured alone.
+func TestMain(m *testing.M) {
+	if os.Getenv("FEED_SWARM_URL") != "" {
+		os.Exit(swarm())
+	}
+	os.Exit(m.Run())
+}
+
+const swarmQuery = `subscription { agentDeploymentObjects(after: 0) { sequenceId yamlContent } }`
+
+// swarm connects one websocket per key (FEED_SWARM_KEYS, a file), subscribes
+// each to its feed, prints READY once every subscription has received the
+// warm-up object, then for FEED_SWARM_ROUNDS objects whose content is
+// "t: <commit unix nanos>" records commit-to-receipt latency, and prints
+// "LAT <p50 ms> <p99 ms> <max ms>".
+func swarm() int {
+	url := os.Getenv("FEED_SWARM_URL")
+	raw, err := os.ReadFile(os.Getenv("FEED_SWARM_KEYS"))
+	if err != nil {
+		fmt.Println("ERR", err)
+		return 1
+	}
+	keys := strings.Fields(string(raw))
+	rounds, _ := strconv.Atoi(os.Getenv("FEED_SWARM_ROUNDS"))
+	ctx := context.Background()
+	sub, _ := json.Marshal(map[string]any{"query": swarmQuery})
+	var mu sync.Mutex
+	var lat []time.Duration
+	var ready, done sync.WaitGroup
+	ready.Add(len(keys))
+	done.Add(len(keys))
+	for _, key := range keys {
+		conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{transportWS}})
+		if err != nil {
+			fmt.Println("ERR", err)
+			return 1
+		}
+		p, _ := json.Marshal(map[string]any{"Authorization": "Bearer " + key})
+		if err := wsjson.Write(ctx, conn, wsMsg{Type: "connection_init", Payload: p}); err != nil {
+			fmt.Println("ERR", err)
+			return 1
+		}
+		var ack wsMsg
+		if err := wsjson.Read(ctx, conn, &ack); err != nil || ack.Type != "connection_ack" {
+			fmt.Println("ERR init", ack.Type, err)
+			return 1
+		}
+		if err := wsjson.Write(ctx, conn, wsMsg{ID: "f", Type: "subscribe", Payload: sub}); err != nil {
+			fmt.Println("ERR", err)
+			return 1
+		}
+		go func() {
+			got := 0
+			for {
+				var m wsMsg
+				if err := wsjson.Read(ctx, conn, &m); err != nil {
+					return
+				}
+				switch m.Type {
+				case "ping":
+					_ = wsjson.Write(ctx, conn, wsMsg{Type: "pong"})
+				case "next":
+					now := time.Now()
+					got++
+					if got == 1 {
+						ready.Done()
+						continue
+					}
+					y := str(decode(m), "agentDeploymentObjects", "yamlContent")
+					ns, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimPrefix(y, "t:")), 10, 64)
+					mu.Lock()
+					lat = append(lat, now.Sub(time.Unix(0, ns)))
+					mu.Unlock()
+					if got == rounds+1 {
+						done.Done()
+					}
+				}
+			}
+		}()
+	}
+	ready.Wait()
+	fmt.Println("READY")
+	done.Wait()
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	fmt.Printf("LAT %.3f %.3f %.3f\n", ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1]))
+	return 0
+}
+
+// BenchmarkWebsocketServerSide: N agents on N websockets from a separate
+// client process, one server (hub + API) in this process. Reports the
+// server's memory per idle subscription (Go heap + goroutine stacks, and RSS)
+// and p50/p99 from commit to receipt at the clients over b.N objects.
+func BenchmarkWebsocketServerSide(b *testing.B) {
+	sizes := []int{1000, 10000}
+	if s := os.Getenv("FEED_WS_BENCH_SIZES"); s != "" {
+		sizes = nil
+		for _, f := range strings.Split(s, ",") {
+			n, _ := strconv.Atoi(f)
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) { benchServerSide(b, n) })
+	}
+}
+
+func benchServerSide(b *testing.B, n int) {
+	db := dbtest.New(b)
+	db.Bun.SetMaxOpenConns(16)
+	ctx := context.Background()
+	run := func(q string, args ...any) {
+		if _, err := db.Bun.ExecContext(ctx, q, args...); err != nil {
+			b.Fatalf("%s: %v", q, err)
+		}
+	}
+	var stack string
+	if err := db.Bun.NewRaw(`WITH g AS (INSERT INTO generators (name) VALUES ('bench') RETURNING id)
+	    INSERT INTO stacks (name, generator_id) SELECT 'bench', id FROM g RETURNING id::text`).Scan(ctx, &stack); err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]string, n)
+	hashes := make([]string, n)
+	for i := range keys {
+		var err error
+		if keys[i], hashes[i], err = apikey.New("agent"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	run(`INSERT INTO agents (name, cluster_name, status, pak_hash)
+	      SELECT 'bench-' || i, 'c', 'ACTIVE', h FROM unnest(?::text[]) WITH ORDINALITY AS t(h, i)`, pgArray(hashes))
+	run(`INSERT INTO agent_targets (agent_id, stack_id) SELECT id, ? FROM agents`, stack)
+	keyFile := b.TempDir() + "/keys"
+	if err := os.WriteFile(keyFile, []byte(strings.Join(keys, "\n")), 0o600); err != nil {
+		b.Fatal(err)
+	}
+
+	s := startServer(b, db, feed.Options{})
+	before := memNow()
+
+	rounds := b.N
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(),
+		"FEED_SWARM_URL=ws"+strings.TrimPrefix(s.url, "http")+"/query",
+		"FEED_SWARM_KEYS="+keyFile,
+		"FEED_SWARM_ROUNDS="+strconv.Itoa(rounds))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	lines := bufio.NewScanner(out)
+	line := func() string {
+		if !lines.Scan() {
+			b.Fatalf("swarm ended: %v", lines.Err())
+		}
+		return lines.Text()
+	}
+	insert := func(y string) {
+		run(`INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum) VALUES (?, ?, encode(sha256(convert_to(?, 'UTF8')), 'hex'))`, stack, y, y)
+	}
+	// Warm-up: one object, which every client gets (live, or replayed from
+	// after: 0 if it subscribes later).
+	insert("warm: up")
+	if l := line(); l != "READY" {
+		b.Fatalf("swarm: %s", l)
+	}
+	time.Sleep(500 * time.Millisecond)
+	idle := memNow()
+
+	b.ResetTimer()
+	for i := 0; i < rounds; i++ {
+		// The commit time travels in the content; the clients measure.
+		insert(fmt.Sprintf("t: %d", time.Now().UnixNano()))
+		s.hub.Published(ctx)
+		time.Sleep(200 * time.Millisecond) // one object at a time
+	}
+	l := line()
+	b.StopTimer()
+	var p50, p99, mx float64
+	if _, err := fmt.Sscanf(l, "LAT %f %f %f", &p50, &p99, &mx); err != nil {
+		b.Fatalf("swarm: %q", l)
+	}
+	b.ReportMetric(p50, "p50-ms")
+	b.ReportMetric(p99, "p99-ms")
+	b.ReportMetric(float64(int64(idle.heap)-int64(before.heap))/float64(n), "server-heap-B/sub")
+	b.ReportMetric(float64(int64(idle.stack)-int64(before.stack))/float64(n), "server-stack-B/sub")
+	b.ReportMetric(float64(idle.goroutines-before.goroutines)/float64(n), "goroutines/sub")
+	if d := int64(idle.rss) - int64(before.rss); d > 0 {
+		b.ReportMetric(float64(d)/float64(n), "server-rss-B/sub")
+	}
+}
+
+type mem struct {
+	heap, stack, rss uint64
+	goroutines       int
+}
+
+func memNow() mem {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m := mem{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			pages, _ := strconv.ParseUint(f[1], 10, 64)
+			m.rss = pages * uint64(os.Getpagesize())
+		}
+	}
+	return m
+}
