@@ -66,6 +66,12 @@ func (l *Loaders) stackTargets(ctx context.Context, s *models.Stack) ([]*models.
 }
 
 func (l *Loaders) objectStack(ctx context.Context, d *models.DeploymentObject) (*models.Stack, error) {
+	// Objects delivered by the feed carry their stack, read once per batch
+	// within the subscriber's scope; a deletion marker's stack is deleted
+	// and would answer NOT_FOUND through the loader.
+	if d.Stack != nil {
+		return d.Stack, nil
+	}
 	return loadOne(ctx, l, l.Stack, d, objectStackID, "stack")
 }
 
