@@ -274,7 +274,11 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 		runCtx, cancelRun := context.WithCancel(context.Background())
 		defer cancelRun()
 
-		hub := feed.New(db, dsn, logger, feed.Options{})
+		// Open websockets by principal: the feed closes a principal's
+		// connections when it sees its key rotated or it deleted (on every
+		// replica, through NOTIFY), and shutdown closes them all.
+		sessions := api.NewSessions()
+		hub := feed.New(db, dsn, logger, feed.Options{OnRevoke: sessions.Revoke})
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
@@ -295,17 +299,14 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 			MaxDepth:                  cfg.MaxDepth,
 			MaxComplexity:             cfg.MaxComplexity,
 			DefaultRateLimitPerMinute: cfg.RateLimit,
+			Sessions:                  sessions,
 		})
 		if err != nil {
 			return err
 		}
-		// Websockets live until wsCtx ends; plain requests are left to
-		// http.Server.Shutdown, which lets them finish.
-		wsCtx, closeWebsockets := context.WithCancel(context.Background())
-		defer closeWebsockets()
 		srv := &http.Server{
 			Addr:              cfg.Listen,
-			Handler:           endWebsocketsWith(wsCtx, handler),
+			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		ln, err := net.Listen("tcp", cfg.Listen)
@@ -323,33 +324,16 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 		}
 
 		// Graceful shutdown (DESIGN §6): stop accepting, let in-flight
-		// requests finish, close websockets (their contexts end with runCtx,
-		// and clients reconnect on the close code), all within a bound.
+		// requests finish, close websockets with 1012 (service restart:
+		// clients reconnect and resume with `after`), all within a bound.
 		logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		closeWebsockets()
+		sessions.CloseAll()
 		if err := srv.Shutdown(shutdownCtx); err != nil {
 			logger.Warn("shutdown did not finish in time; closing remaining connections", "err", err)
 			_ = srv.Close()
 		}
 		return nil
-	})
-}
-
-// endWebsocketsWith ends the context of every websocket request when ctx
-// ends, so that shutdown closes open subscriptions (with a close frame the
-// client reconnects on) while ordinary requests finish normally.
-func endWebsocketsWith(ctx context.Context, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		rctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		stop := context.AfterFunc(ctx, cancel)
-		defer stop()
-		next.ServeHTTP(w, r.WithContext(rctx))
 	})
 }

@@ -457,10 +457,9 @@ func TestSigtermClosesWebsocketsAndResumeAfterRestart(t *testing.T) {
 	took := p.stop(15 * time.Second)
 	select {
 	case code := <-closed:
-		switch code {
-		case websocket.StatusNormalClosure, websocket.StatusGoingAway, websocket.StatusServiceRestart, websocket.StatusTryAgainLater:
-		default:
-			t.Fatalf("websocket closed with %v, not a code clients reconnect on", code)
+		// 1012 (service restart) is a code graphql-ws clients retry on.
+		if code != websocket.StatusServiceRestart {
+			t.Fatalf("websocket closed with %v, want 1012 (service restart)", code)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("websocket not closed by shutdown")
@@ -485,5 +484,74 @@ func TestSigtermClosesWebsocketsAndResumeAfterRestart(t *testing.T) {
 	s4 := submit(t, p3.base, w.genKey, w.stackID, "n: 4\n")
 	if got, _ := ws3.nextObject(); got != s4 {
 		t.Fatalf("live after resume: got seq %d, want %d (a duplicate or gap at the seam)", got, s4)
+	}
+}
+
+// Rotating an agent's key through one replica closes the agent's websocket
+// on another replica at once, with 4401, and the old key no longer opens one.
+func TestKeyRotationClosesWebsocketsOnEveryReplica(t *testing.T) {
+	db := dbtest.New(t)
+	env := []string{"DATABASE_URL=" + db.URL}
+	a := startBrokkr(t, env, "serve")
+	b := startBrokkr(t, env, "serve")
+	admin := a.adminKey()
+	w := makeWorld(t, a.base, admin)
+
+	ws := dialWS(t, b.base, w.agentKey)
+	ws.send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": feedSub}})
+	seq := submit(t, a.base, w.genKey, w.stackID, "n: 1\n")
+	if got, _ := ws.nextObject(); got != seq {
+		t.Fatalf("got seq %d, want %d", got, seq)
+	}
+	closed := make(chan websocket.StatusCode, 1)
+	go func() {
+		for {
+			if _, err := ws.readErr(); err != nil {
+				closed <- websocket.CloseStatus(err)
+				return
+			}
+		}
+	}()
+	var r struct {
+		RotateAgentKey struct {
+			APIKey string `json:"apiKey"`
+		}
+	}
+	gql(t, a.base, admin, `mutation($id: ID!) { rotateAgentKey(id: $id) { apiKey } }`, map[string]any{"id": w.agentID}, &r)
+	select {
+	case code := <-closed:
+		if code != 4401 {
+			t.Fatalf("websocket closed with %v, want 4401", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("websocket of the rotated key still open on the other replica")
+	}
+
+	// The old key cannot open a new connection; the new one can, and resumes.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(b.base, "http")+"/query",
+		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	init, _ := json.Marshal(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + w.agentKey}})
+	if err := conn.Write(ctx, websocket.MessageText, init); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, _, err := conn.Read(ctx); err != nil {
+			if code := websocket.CloseStatus(err); code != 4401 {
+				t.Fatalf("old key: closed with %v (%v), want 4401", code, err)
+			}
+			break
+		}
+	}
+	ws2 := dialWS(t, b.base, r.RotateAgentKey.APIKey)
+	ws2.send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": feedSub, "variables": map[string]any{"after": seq}}})
+	seq2 := submit(t, a.base, w.genKey, w.stackID, "n: 2\n")
+	if got, _ := ws2.nextObject(); got != seq2 {
+		t.Fatalf("after rotation: got seq %d, want %d", got, seq2)
 	}
 }

@@ -60,6 +60,11 @@ type Config struct {
 	MaxComplexity             int
 	DefaultRateLimitPerMinute int
 	KeepAlive                 time.Duration
+
+	// Sessions tracks open websockets: the feed's revocations close a
+	// principal's connections through it, and shutdown closes them all.
+	// Nil: the handler keeps its own.
+	Sessions *Sessions
 }
 
 func (c *Config) defaults() {
@@ -80,6 +85,9 @@ func (c *Config) defaults() {
 	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.Sessions == nil {
+		c.Sessions = NewSessions()
 	}
 }
 
@@ -102,10 +110,10 @@ func New(cfg Config) (http.Handler, error) {
 	})
 	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{
-		Implementation: transport.CoderWebsocketImplementation{
+		Implementation: sessionImplementation{inner: transport.CoderWebsocketImplementation{
 			AcceptOptions: websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
-		},
-		InitFunc:              websocketInit(authn),
+		}},
+		InitFunc:              cfg.Sessions.initFunc(websocketInit(authn)),
 		InitTimeout:           DefaultWebsocketInitTimeout,
 		KeepAlivePingInterval: cfg.KeepAlive,
 		ErrorFunc: func(ctx context.Context, err error) {
@@ -137,7 +145,7 @@ func New(cfg Config) (http.Handler, error) {
 	srv.Use(m)
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, authn.Middleware(srv)))))
+	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, cfg.Sessions.middleware(authn.Middleware(srv))))))
 	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
 	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,0 +1,215 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/brokkr/brokkr/auth"
+	"github.com/brokkr/brokkr/models"
+)
+
+// Websocket close codes chosen by the broker.
+const (
+	// CloseServiceRestart ends websockets at shutdown: clients reconnect
+	// (to this replica once restarted, or another) and resume with `after`.
+	CloseServiceRestart = 1012
+	// CloseRevoked ends the websockets of a principal whose key was rotated
+	// or who was deleted (DESIGN §4): reconnecting with the old key is futile.
+	CloseRevoked = auth.CloseUnauthenticated
+)
+
+// Sessions tracks the open websocket connections and who is behind each, so
+// that revoking a principal's key closes its connections at once and
+// shutdown closes them all with a code clients reconnect on.
+type Sessions struct {
+	mu       sync.Mutex
+	sessions map[*wsSession]struct{}
+	closing  bool
+}
+
+// NewSessions returns an empty registry.
+func NewSessions() *Sessions {
+	return &Sessions{sessions: map[*wsSession]struct{}{}}
+}
+
+type wsSession struct {
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	scope  models.Scope
+	authed bool
+	code   int // close code to use instead of gqlgen's 1000 when we end it
+	reason string
+}
+
+func (s *wsSession) end(code int, reason string) {
+	s.mu.Lock()
+	if s.code == 0 {
+		s.code, s.reason = code, reason
+	}
+	s.mu.Unlock()
+	s.cancel()
+}
+
+// closeCode maps gqlgen's close of a cancelled connection (1000
+// "terminated") to the code the broker chose for it.
+func (s *wsSession) closeCode(code int, reason string) (int, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.code != 0 && code == transport.WebsocketCloseNormalClosure {
+		return s.code, s.reason
+	}
+	return code, reason
+}
+
+// Revoke closes every websocket opened with the given principal's key.
+// The feed calls it when it sees a key rotated or a principal deleted or
+// deactivated.
+func (s *Sessions) Revoke(scope models.Scope) {
+	for _, ws := range s.matching(func(sc models.Scope) bool { return samePrincipal(sc, scope) }) {
+		ws.end(CloseRevoked, "unauthenticated: the API key was rotated or its owner removed")
+	}
+}
+
+// CloseAll closes every websocket with CloseServiceRestart and refuses new
+// ones; it is the websocket part of a graceful shutdown.
+func (s *Sessions) CloseAll() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	for _, ws := range s.matching(nil) {
+		ws.end(CloseServiceRestart, "server shutting down; reconnect and resume")
+	}
+}
+
+// Count is the number of open websocket connections.
+func (s *Sessions) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+func (s *Sessions) matching(keep func(models.Scope) bool) []*wsSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*wsSession
+	for ws := range s.sessions {
+		ws.mu.Lock()
+		ok := keep == nil || (ws.authed && keep(ws.scope))
+		ws.mu.Unlock()
+		if ok {
+			out = append(out, ws)
+		}
+	}
+	return out
+}
+
+func samePrincipal(a, b models.Scope) bool {
+	if a.Role != b.Role {
+		return false
+	}
+	switch a.Role {
+	case models.RoleGenerator:
+		return a.GeneratorID == b.GeneratorID
+	case models.RoleAgent:
+		return a.AgentID == b.AgentID
+	}
+	return true // the admin key is one principal
+}
+
+type sessionKey struct{}
+
+// middleware gives each websocket request a session whose cancellation ends
+// the connection, and forgets it when the connection ends.
+func (s *Sessions) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		ws := &wsSession{cancel: cancel}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		s.sessions[ws] = struct{}{}
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.sessions, ws)
+			s.mu.Unlock()
+		}()
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, sessionKey{}, ws)))
+	})
+}
+
+// initFunc records who authenticated the connection.
+func (s *Sessions) initFunc(inner transport.WebsocketInitFunc) transport.WebsocketInitFunc {
+	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		ctx, ack, err := inner(ctx, p)
+		if err != nil {
+			return ctx, ack, err
+		}
+		if ws, ok := ctx.Value(sessionKey{}).(*wsSession); ok {
+			if scope, ok := auth.ForContext(ctx); ok {
+				ws.mu.Lock()
+				ws.scope, ws.authed = scope, true
+				ws.mu.Unlock()
+			}
+		}
+		return ctx, ack, err
+	}
+}
+
+// sessionImplementation wraps the websocket implementation so that a
+// connection ended by its session closes with the session's code.
+type sessionImplementation struct {
+	inner transport.WebsocketImplementation
+}
+
+func (i sessionImplementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	conn, err := i.inner.Accept(w, r, opts)
+	if err != nil {
+		return nil, err
+	}
+	ws, ok := r.Context().Value(sessionKey{}).(*wsSession)
+	if !ok {
+		return conn, nil
+	}
+	return &sessionConn{WebsocketConn: conn, ws: ws}, nil
+}
+
+type sessionConn struct {
+	transport.WebsocketConn
+	ws *wsSession
+}
+
+func (c *sessionConn) WriteClose(code int, reason string) error {
+	code, reason = c.ws.closeCode(code, reason)
+	return c.WebsocketConn.WriteClose(code, reason)
+}
+
+// The transport enforces its read limit and pong deadlines only through
+// these optional interfaces, so pass them on.
+func (c *sessionConn) SetReadLimit(limit int64) {
+	if l, ok := c.WebsocketConn.(transport.WebsocketReadLimiter); ok {
+		l.SetReadLimit(limit)
+	}
+}
+
+func (c *sessionConn) SetReadDeadline(t time.Time) error {
+	if d, ok := c.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
+}
