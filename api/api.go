@@ -109,13 +109,13 @@ func New(cfg Config) (http.Handler, error) {
 		Complexity: graph.Complexity(),
 	})
 	srv := handler.New(es)
+	// Keep-alives come from one goroutine for all connections (keepalive.go),
+	// not from gqlgen's ticker goroutine per connection.
+	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
 	srv.AddTransport(transport.Websocket{
-		Implementation: sessionImplementation{inner: transport.CoderWebsocketImplementation{
-			AcceptOptions: websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
-		}},
-		InitFunc:              cfg.Sessions.initFunc(websocketInit(authn)),
-		InitTimeout:           DefaultWebsocketInitTimeout,
-		KeepAlivePingInterval: cfg.KeepAlive,
+		Implementation: wsImplementation{accept: websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins}},
+		InitFunc:       cfg.Sessions.initFunc(websocketInit(authn)),
+		InitTimeout:    DefaultWebsocketInitTimeout,
 		ErrorFunc: func(ctx context.Context, err error) {
 			logger.DebugContext(ctx, "api: websocket error", "err", err)
 		},

@@ -30,6 +30,12 @@ type Sessions struct {
 	mu       sync.Mutex
 	sessions map[*wsSession]struct{}
 	closing  bool
+
+	// Keep-alive (keepalive.go): one goroutine for all connections, running
+	// while any is open.
+	keepAlive time.Duration
+	pinging   bool
+	nextSlot  int
 }
 
 // NewSessions returns an empty registry.
@@ -39,12 +45,31 @@ func NewSessions() *Sessions {
 
 type wsSession struct {
 	cancel context.CancelFunc
+	slot   int // keep-alive slot, fixed at registration
 
 	mu     sync.Mutex
+	conn   *wsConn // once accepted
 	scope  models.Scope
 	authed bool
-	code   int // close code to use instead of gqlgen's 1000 when we end it
+	live   bool // acknowledged: written to since authenticated
+	code   int  // close code to use instead of gqlgen's 1000 when we end it
 	reason string
+}
+
+func (s *wsSession) attach(c *wsConn) {
+	s.mu.Lock()
+	s.conn = c
+	s.mu.Unlock()
+}
+
+// wrote notes a message written to the client: the first after
+// authentication is the connection_ack, after which keep-alives may follow.
+func (s *wsSession) wrote() {
+	s.mu.Lock()
+	if s.authed {
+		s.live = true
+	}
+	s.mu.Unlock()
 }
 
 func (s *wsSession) end(code int, reason string) {
@@ -142,7 +167,7 @@ func (s *Sessions) middleware(next http.Handler) http.Handler {
 			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 			return
 		}
-		s.sessions[ws] = struct{}{}
+		s.register(ws)
 		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
@@ -169,47 +194,4 @@ func (s *Sessions) initFunc(inner transport.WebsocketInitFunc) transport.Websock
 		}
 		return ctx, ack, err
 	}
-}
-
-// sessionImplementation wraps the websocket implementation so that a
-// connection ended by its session closes with the session's code.
-type sessionImplementation struct {
-	inner transport.WebsocketImplementation
-}
-
-func (i sessionImplementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	conn, err := i.inner.Accept(w, r, opts)
-	if err != nil {
-		return nil, err
-	}
-	ws, ok := r.Context().Value(sessionKey{}).(*wsSession)
-	if !ok {
-		return conn, nil
-	}
-	return &sessionConn{WebsocketConn: conn, ws: ws}, nil
-}
-
-type sessionConn struct {
-	transport.WebsocketConn
-	ws *wsSession
-}
-
-func (c *sessionConn) WriteClose(code int, reason string) error {
-	code, reason = c.ws.closeCode(code, reason)
-	return c.WebsocketConn.WriteClose(code, reason)
-}
-
-// The transport enforces its read limit and pong deadlines only through
-// these optional interfaces, so pass them on.
-func (c *sessionConn) SetReadLimit(limit int64) {
-	if l, ok := c.WebsocketConn.(transport.WebsocketReadLimiter); ok {
-		l.SetReadLimit(limit)
-	}
-}
-
-func (c *sessionConn) SetReadDeadline(t time.Time) error {
-	if d, ok := c.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
-		return d.SetReadDeadline(t)
-	}
-	return nil
 }

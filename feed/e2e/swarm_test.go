@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,6 +198,22 @@ func benchServerSide(b *testing.B, n int) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	idle := memNow()
+	// FEED_WS_PROFILE_DIR: heap and goroutine profiles of the idle server,
+	// and a CPU profile of the server over the timed rounds.
+	prof := os.Getenv("FEED_WS_PROFILE_DIR")
+	if prof != "" {
+		base := fmt.Sprintf("%s/conns=%d", prof, n)
+		writeProfile(b, "heap", base+".heap", 0)
+		writeProfile(b, "goroutine", base+".goroutines.txt", 1)
+		f, err := os.Create(base + ".cpu")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+	}
 
 	b.ResetTimer()
 	for i := 0; i < rounds; i++ {
@@ -207,6 +224,9 @@ func benchServerSide(b *testing.B, n int) {
 	}
 	l := line()
 	b.StopTimer()
+	if prof != "" {
+		pprof.StopCPUProfile()
+	}
 	var p50, p99, mx float64
 	if _, err := fmt.Sscanf(l, "LAT %f %f %f", &p50, &p99, &mx); err != nil {
 		b.Fatalf("swarm: %q", l)
@@ -218,6 +238,17 @@ func benchServerSide(b *testing.B, n int) {
 	b.ReportMetric(float64(idle.goroutines-before.goroutines)/float64(n), "goroutines/sub")
 	if d := int64(idle.rss) - int64(before.rss); d > 0 {
 		b.ReportMetric(float64(d)/float64(n), "server-rss-B/sub")
+	}
+}
+
+func writeProfile(b *testing.B, name, path string, debug int) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup(name).WriteTo(f, debug); err != nil {
+		b.Fatal(err)
 	}
 }
 
