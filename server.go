@@ -56,13 +56,10 @@ type config struct {
 
 func loadConfig() (config, error) {
 	c := config{
-		DatabaseURL:     os.Getenv("DATABASE_URL"),
-		Listen:          envOr("BROKKR_LISTEN", ":8080"),
-		DataDir:         envOr("BROKKR_DATA_DIR", ".brokkr"),
-		RateLimit:       600,
-		MaxBodyBytes:    1 << 20,
-		MaxDepth:        12,
-		MaxComplexity:   20000,
+		DatabaseURL: os.Getenv("DATABASE_URL"),
+		Listen:      envOr("BROKKR_LISTEN", ":8080"),
+		DataDir:     envOr("BROKKR_DATA_DIR", ".brokkr"),
+		// Zero limits take the api package's defaults.
 		ShutdownTimeout: 10 * time.Second,
 	}
 	if v := os.Getenv("BROKKR_ALLOWED_ORIGINS"); v != "" {
