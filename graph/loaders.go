@@ -46,6 +46,9 @@ type Loaders struct {
 	EventsByAgent            *dataloadgen.Loader[PageKey, *models.Page[models.AgentEvent]]
 
 	cohorts cohorts
+	// fetchers maps each loader above to its batch function, for cohort
+	// fetches (see load). Written only by NewLoaders.
+	fetchers map[any]any
 }
 
 // PageKey identifies one nested page: the parent and the field's arguments
@@ -76,26 +79,33 @@ type ctxLoadersKey struct{}
 // NewLoaders builds a fresh set of loaders over db.
 func NewLoaders(db bun.IDB) *Loaders {
 	w := dataloadgen.WithWait(LoaderWait)
-	l := &Loaders{}
-	l.Generator = dataloadgen.NewMappedLoader(entities(l, db, models.GeneratorsByIDs), w)
-	l.Stack = dataloadgen.NewMappedLoader(entities(l, db, models.StacksByIDs), w)
-	l.DeploymentObject = dataloadgen.NewMappedLoader(entities(l, db, models.DeploymentObjectsByIDs), w)
-	l.Agent = dataloadgen.NewMappedLoader(entities(l, db, models.AgentsByIDs), w)
+	l := &Loaders{fetchers: map[any]any{}}
+	l.Generator = newLoader(l, entities(l, db, models.GeneratorsByIDs), w)
+	l.Stack = newLoader(l, entities(l, db, models.StacksByIDs), w)
+	l.DeploymentObject = newLoader(l, entities(l, db, models.DeploymentObjectsByIDs), w)
+	l.Agent = newLoader(l, entities(l, db, models.AgentsByIDs), w)
 
-	l.StackLabels = dataloadgen.NewMappedLoader(byIDs(db, models.LabelsByStacks), w)
-	l.StackAnnotations = dataloadgen.NewMappedLoader(byIDs(db, models.AnnotationsByStacks), w)
-	l.AgentLabels = dataloadgen.NewMappedLoader(byIDs(db, models.LabelsByAgents), w)
-	l.AgentAnnotations = dataloadgen.NewMappedLoader(byIDs(db, models.AnnotationsByAgents), w)
-	l.TargetsByAgent = dataloadgen.NewMappedLoader(lists(l, db, models.TargetsByAgents), w)
-	l.TargetsByStack = dataloadgen.NewMappedLoader(lists(l, db, models.TargetsByStacks), w)
-	l.LatestByStack = dataloadgen.NewMappedLoader(entities(l, db, models.LatestDeploymentObjectsByStacks), w)
-	l.DesiredState = dataloadgen.NewMappedLoader(lists(l, db, models.DesiredStatesByAgents), w)
+	l.StackLabels = newLoader(l, byIDs(db, models.LabelsByStacks), w)
+	l.StackAnnotations = newLoader(l, byIDs(db, models.AnnotationsByStacks), w)
+	l.AgentLabels = newLoader(l, byIDs(db, models.LabelsByAgents), w)
+	l.AgentAnnotations = newLoader(l, byIDs(db, models.AnnotationsByAgents), w)
+	l.TargetsByAgent = newLoader(l, lists(l, db, models.TargetsByAgents), w)
+	l.TargetsByStack = newLoader(l, lists(l, db, models.TargetsByStacks), w)
+	l.LatestByStack = newLoader(l, entities(l, db, models.LatestDeploymentObjectsByStacks), w)
+	l.DesiredState = newLoader(l, lists(l, db, models.DesiredStatesByAgents), w)
 
-	l.StacksByGenerator = dataloadgen.NewMappedLoader(paged(l, db, models.StacksByGenerators), w)
-	l.DeploymentObjectsByStack = dataloadgen.NewMappedLoader(paged(l, db, models.DeploymentObjectsByStacks), w)
-	l.EventsByDeploymentObject = dataloadgen.NewMappedLoader(paged(l, db, models.EventsByDeploymentObjects), w)
-	l.EventsByAgent = dataloadgen.NewMappedLoader(paged(l, db, models.EventsByAgents), w)
+	l.StacksByGenerator = newLoader(l, paged(l, db, models.StacksByGenerators), w)
+	l.DeploymentObjectsByStack = newLoader(l, paged(l, db, models.DeploymentObjectsByStacks), w)
+	l.EventsByDeploymentObject = newLoader(l, paged(l, db, models.EventsByDeploymentObjects), w)
+	l.EventsByAgent = newLoader(l, paged(l, db, models.EventsByAgents), w)
 	return l
+}
+
+// newLoader builds a loader over fetch and records fetch for cohort fetches.
+func newLoader[K comparable, V any](l *Loaders, fetch func(context.Context, []K) (map[K]V, error), opts ...dataloadgen.Option) *dataloadgen.Loader[K, V] {
+	loader := dataloadgen.NewMappedLoader(fetch, opts...)
+	l.fetchers[loader] = fetch
+	return loader
 }
 
 func scopeOf(ctx context.Context) (models.Scope, error) {
@@ -218,13 +228,17 @@ func (e LoaderExtension) InterceptResponse(ctx context.Context, next graphql.Res
 // or one batch of a loader). gqlgen resolves the children of a list in
 // concurrent goroutines, spread over more time than any loader wait when
 // the list is long; so the first member of a cohort to resolve an edge
-// enqueues that edge's keys for every member at once, and the rest find
-// their results cached. That makes the statement count of a query depend
-// on its shape only, never on timing or row counts.
+// fetches that edge for every member at once, in one call of the loader's
+// batch function, while the other members wait for that fetch and take
+// their values from it. That makes the statement count of a query depend
+// on its shape only, never on timing or row counts (enqueuing a cohort's
+// keys into a timed loader batch was not enough: on a loaded machine the
+// wait could expire halfway through the keys and split the batch), and
+// no cohort waits out a loader's timer.
 type cohorts struct {
 	mu     sync.Mutex
 	of     map[any]*cohort
-	primed map[primeKey]bool
+	primed map[primeKey]*cohortFetch
 }
 
 type cohort struct{ members []any }
@@ -234,6 +248,19 @@ type primeKey struct {
 	loader any
 	args   string
 }
+
+// cohortFetch is one edge fetched for a whole cohort: vals (a map[K]V) and
+// err are set before done closes.
+type cohortFetch struct {
+	done chan struct{}
+	vals any
+	err  error
+}
+
+// errCohortFetch is what the waiting members of a cohort get when the
+// member fetching for them panicked (the panic itself is reported on that
+// member's field).
+var errCohortFetch = &models.Error{Kind: models.KindInternal, Message: "internal error"}
 
 // register records nodes as one cohort.
 func register[T any](l *Loaders, nodes []*T) {
@@ -252,30 +279,32 @@ func register[T any](l *Loaders, nodes []*T) {
 	}
 }
 
-// siblings returns n's cohort the first time one of its members resolves
-// the edge served by loader with args; nil afterwards, or without a cohort.
-func siblings[P any](l *Loaders, n *P, loader any, args string) []*P {
+// cohortFor returns the fetch of the edge served by loader with args for
+// n's cohort, nil without a cohort. The first caller for that cohort and
+// edge also gets the members to fetch for; the others get nil members.
+func cohortFor[P any](l *Loaders, n *P, loader any, args string) (*cohortFetch, []*P) {
 	l.cohorts.mu.Lock()
 	defer l.cohorts.mu.Unlock()
 	c := l.cohorts.of[n]
 	if c == nil {
-		return nil
+		return nil, nil
 	}
 	k := primeKey{c: c, loader: loader, args: args}
-	if l.cohorts.primed[k] {
-		return nil
+	if f := l.cohorts.primed[k]; f != nil {
+		return f, nil
 	}
 	if l.cohorts.primed == nil {
-		l.cohorts.primed = map[primeKey]bool{}
+		l.cohorts.primed = map[primeKey]*cohortFetch{}
 	}
-	l.cohorts.primed[k] = true
+	f := &cohortFetch{done: make(chan struct{})}
+	l.cohorts.primed[k] = f
 	out := make([]*P, 0, len(c.members))
 	for _, m := range c.members {
 		if p, ok := m.(*P); ok {
 			out = append(out, p)
 		}
 	}
-	return out
+	return f, out
 }
 
 // listed registers a top-level page's nodes as a cohort and returns it.
@@ -284,16 +313,52 @@ func listed[T any](r *Resolver, ctx context.Context, p *models.Page[T]) *models.
 	return p
 }
 
-// load is Load after enqueuing the same edge for n's cohort.
+// load returns n's value of the edge served by loader: from its cohort's
+// fetch when n has a cohort (the first member to ask runs it, for all), or
+// through the loader's timed batch otherwise. Values a cohort fetch found
+// also prime the loader's cache.
 func load[P any, K comparable, V any](ctx context.Context, l *Loaders, loader *dataloadgen.Loader[K, V], n *P, key func(*P) K, args string) (V, error) {
-	if sib := siblings(l, n, loader, args); sib != nil {
-		keys := make([]K, len(sib))
-		for i, s := range sib {
-			keys[i] = key(s)
-		}
-		loader.LoadAllThunk(ctx, keys) // enqueue only; results are cached
+	var zero V
+	f, members := cohortFor(l, n, loader, args)
+	if f == nil {
+		return loader.Load(ctx, key(n))
 	}
-	return loader.Load(ctx, key(n))
+	if members != nil {
+		func() {
+			defer close(f.done)
+			f.err = errCohortFetch // until the fetch returns
+			keys := make([]K, 0, len(members))
+			seen := make(map[K]struct{}, len(members))
+			for _, m := range members {
+				k := key(m)
+				if _, dup := seen[k]; !dup {
+					seen[k] = struct{}{}
+					keys = append(keys, k)
+				}
+			}
+			vals, err := l.fetchers[loader].(func(context.Context, []K) (map[K]V, error))(ctx, keys)
+			f.vals, f.err = vals, err
+			if err == nil {
+				for k, v := range vals {
+					loader.Prime(k, v)
+				}
+			}
+		}()
+	} else {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		}
+	}
+	if f.err != nil {
+		return zero, f.err
+	}
+	v, ok := f.vals.(map[K]V)[key(n)]
+	if !ok {
+		return zero, dataloadgen.ErrNotFound
+	}
+	return v, nil
 }
 
 // loadOne loads n's parent edge; a row the caller may not see is NotFound.
