@@ -112,14 +112,14 @@ func New(cfg Config) (http.Handler, error) {
 	// Keep-alives come from one goroutine for all connections (keepalive.go),
 	// not from gqlgen's ticker goroutine per connection.
 	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
-	srv.AddTransport(transport.Websocket{
+	srv.AddTransport(shallowWebsocket{transport.Websocket{
 		Implementation: wsImplementation{accept: websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins}},
 		InitFunc:       cfg.Sessions.initFunc(websocketInit(authn)),
 		InitTimeout:    DefaultWebsocketInitTimeout,
 		ErrorFunc: func(ctx context.Context, err error) {
 			logger.DebugContext(ctx, "api: websocket error", "err", err)
 		},
-	})
+	}})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -44,8 +45,11 @@ func NewSessions() *Sessions {
 }
 
 type wsSession struct {
-	cancel context.CancelFunc
-	slot   int // keep-alive slot, fixed at registration
+	cancel   context.CancelFunc
+	slot     int           // keep-alive slot, fixed at registration
+	accepted chan struct{} // closed once upgraded
+	detached atomic.Bool   // the connection is served beyond the HTTP handler
+	end      func()        // forgets the session and cancels it; idempotent
 
 	mu     sync.Mutex
 	conn   *wsConn // once accepted
@@ -60,6 +64,7 @@ func (s *wsSession) attach(c *wsConn) {
 	s.mu.Lock()
 	s.conn = c
 	s.mu.Unlock()
+	close(s.accepted)
 }
 
 // wrote notes a message written to the client: the first after
@@ -72,7 +77,7 @@ func (s *wsSession) wrote() {
 	s.mu.Unlock()
 }
 
-func (s *wsSession) end(code int, reason string) {
+func (s *wsSession) close(code int, reason string) {
 	s.mu.Lock()
 	if s.code == 0 {
 		s.code, s.reason = code, reason
@@ -97,7 +102,7 @@ func (s *wsSession) closeCode(code int, reason string) (int, string) {
 // deactivated.
 func (s *Sessions) Revoke(scope models.Scope) {
 	for _, ws := range s.matching(func(sc models.Scope) bool { return samePrincipal(sc, scope) }) {
-		ws.end(CloseRevoked, "unauthenticated: the API key was rotated or its owner removed")
+		ws.close(CloseRevoked, "unauthenticated: the API key was rotated or its owner removed")
 	}
 }
 
@@ -108,7 +113,7 @@ func (s *Sessions) CloseAll() {
 	s.closing = true
 	s.mu.Unlock()
 	for _, ws := range s.matching(nil) {
-		ws.end(CloseServiceRestart, "server shutting down; reconnect and resume")
+		ws.close(CloseServiceRestart, "server shutting down; reconnect and resume")
 	}
 }
 
@@ -150,38 +155,48 @@ func samePrincipal(a, b models.Scope) bool {
 type sessionKey struct{}
 
 // middleware gives each websocket request a session whose cancellation ends
-// the connection, and forgets it when the connection ends.
+// the connection, and forgets it when the connection ends. Once upgraded,
+// the connection outlives the HTTP handler (see shallowWebsocket.Do), so
+// the session's context does not end with the request's.
 func (s *Sessions) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		ws := &wsSession{cancel: cancel}
+		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+		ws := &wsSession{cancel: cancel, accepted: make(chan struct{})}
+		ws.end = sync.OnceFunc(func() {
+			s.mu.Lock()
+			delete(s.sessions, ws)
+			s.mu.Unlock()
+			cancel()
+		})
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
+			cancel()
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 			return
 		}
 		s.register(ws)
 		s.mu.Unlock()
-		defer func() {
-			s.mu.Lock()
-			delete(s.sessions, ws)
-			s.mu.Unlock()
-		}()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, sessionKey{}, ws)))
+		if !ws.detached.Load() {
+			ws.end()
+		}
 	})
 }
 
 // initFunc records who authenticated the connection.
 func (s *Sessions) initFunc(inner transport.WebsocketInitFunc) transport.WebsocketInitFunc {
 	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-		ctx, ack, err := inner(ctx, p)
+		var (
+			ack *transport.InitPayload
+			err error
+		)
+		onOwnStack(func() { ctx, ack, err = inner(ctx, p) }) // a database query: see wsstack.go
 		if err != nil {
 			return ctx, ack, err
 		}
