@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +40,8 @@ const swarmQuery = `subscription { agentDeploymentObjects(after: 0) { sequenceId
 // swarm connects one websocket per key (FEED_SWARM_KEYS, a file), subscribes
 // each to its feed, prints READY once every subscription has received the
 // warm-up object, then for FEED_SWARM_ROUNDS objects whose content is
-// "t: <commit unix nanos>" records commit-to-receipt latency, and prints
+// "t: <commit unix nanos>" records commit-to-receipt latency, printing
+// "GOT <round>" once every client has an object, and at the end
 // "LAT <p50 ms> <p99 ms> <max ms>".
 func swarm() int {
 	url := os.Getenv("FEED_SWARM_URL")
@@ -55,6 +57,7 @@ func swarm() int {
 	var mu sync.Mutex
 	var lat []time.Duration
 	var ready, done sync.WaitGroup
+	roundGot := make([]atomic.Int64, rounds)
 	ready.Add(len(keys))
 	done.Add(len(keys))
 	for _, key := range keys {
@@ -99,6 +102,9 @@ func swarm() int {
 					mu.Lock()
 					lat = append(lat, now.Sub(time.Unix(0, ns)))
 					mu.Unlock()
+					if got-2 < rounds && roundGot[got-2].Add(1) == int64(len(keys)) {
+						fmt.Println("GOT", got-1) // every client has round got-1
+					}
 					if got == rounds+1 {
 						done.Done()
 					}
@@ -118,7 +124,9 @@ func swarm() int {
 // BenchmarkWebsocketServerSide: N agents on N websockets from a separate
 // client process, one server (hub + API) in this process. Reports the
 // server's memory per idle subscription (Go heap + goroutine stacks, and RSS)
-// and p50/p99 from commit to receipt at the clients over b.N objects.
+// and p50/p99 from commit to receipt at the clients over b.N objects,
+// committed one at a time (the next 100 ms after every client has the last),
+// or with FEED_WS_PACE every PACE, whatever the delivery.
 func BenchmarkWebsocketServerSide(b *testing.B) {
 	sizes := []int{1000, 10000}
 	if s := os.Getenv("FEED_WS_BENCH_SIZES"); s != "" {
@@ -167,6 +175,15 @@ func benchServerSide(b *testing.B, n int) {
 	before := memNow()
 
 	rounds := b.N
+	// FEED_WS_PACE (a duration): commit an object every PACE regardless of
+	// delivery (an offered load), instead of one object at a time.
+	var pace time.Duration
+	if p := os.Getenv("FEED_WS_PACE"); p != "" {
+		var err error
+		if pace, err = time.ParseDuration(p); err != nil {
+			b.Fatal(err)
+		}
+	}
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(),
 		"FEED_SWARM_URL=ws"+strings.TrimPrefix(s.url, "http")+"/query",
@@ -216,13 +233,27 @@ func benchServerSide(b *testing.B, n int) {
 	}
 
 	b.ResetTimer()
+	start := time.Now()
 	for i := 0; i < rounds; i++ {
 		// The commit time travels in the content; the clients measure.
 		insert(fmt.Sprintf("t: %d", time.Now().UnixNano()))
 		s.hub.Published(ctx)
-		time.Sleep(200 * time.Millisecond) // one object at a time
+		if pace > 0 {
+			time.Sleep(pace)
+			continue
+		}
+		// One object at a time: the next is committed once every client
+		// has this one, after a pause.
+		if l := line(); l != fmt.Sprintf("GOT %d", i+1) {
+			b.Fatalf("swarm: %q, want GOT %d", l, i+1)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	l := line()
+	for pace > 0 && strings.HasPrefix(l, "GOT ") {
+		l = line()
+	}
+	elapsed := time.Since(start)
 	b.StopTimer()
 	if prof != "" {
 		pprof.StopCPUProfile()
@@ -230,6 +261,11 @@ func benchServerSide(b *testing.B, n int) {
 	var p50, p99, mx float64
 	if _, err := fmt.Sscanf(l, "LAT %f %f %f", &p50, &p99, &mx); err != nil {
 		b.Fatalf("swarm: %q", l)
+	}
+	if pace > 0 {
+		// Offered load above what the machine delivers makes latency grow
+		// with the number of rounds: report the delivery rate too.
+		b.ReportMetric(float64(n*rounds)/elapsed.Seconds(), "deliveries/s")
 	}
 	b.ReportMetric(p50, "p50-ms")
 	b.ReportMetric(p99, "p99-ms")
