@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,9 +29,7 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/brokkr/brokkr/api"
 	"github.com/brokkr/brokkr/feed"
@@ -234,14 +231,10 @@ func withDB(ctx context.Context, cfg config, logger *slog.Logger, fn func(db *bu
 		}
 		dsn = cluster.URL("brokkr")
 	}
-	sqldb, err := sql.Open("pgx", dsn)
+	db, err := models.Open(dsn)
 	if err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}
-	sqldb.SetMaxOpenConns(40)
-	sqldb.SetMaxIdleConns(40)
-	sqldb.SetConnMaxIdleTime(5 * time.Minute)
-	db := bun.NewDB(sqldb, pgdialect.New())
 	defer db.Close()
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

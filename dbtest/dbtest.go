@@ -29,10 +29,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/brokkr/brokkr/localpg"
 	"github.com/brokkr/brokkr/migrations"
+	"github.com/brokkr/brokkr/models"
 )
 
 // DB is one test's database.
@@ -219,12 +219,14 @@ func (d *DB) Conn(t testing.TB) *pgx.Conn {
 
 // open returns bun on pgx's database/sql driver. sql.Open only fails for an
 // unknown driver, and "pgx" is registered by the import above.
+// open connects the way the broker does (models.Open), so tests and
+// benchmarks see the server's query mode and pool.
 func open(dsn string) *bun.DB {
-	sqldb, err := sql.Open("pgx", dsn)
+	db, err := models.Open(dsn)
 	if err != nil {
 		panic(err)
 	}
-	return bun.NewDB(sqldb, pgdialect.New())
+	return db
 }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
