@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -36,7 +38,7 @@ func (i wsImplementation) Accept(w http.ResponseWriter, r *http.Request, opts tr
 			ao.Subprotocols = append(ao.Subprotocols, p)
 		}
 	}
-	conn, err := websocket.Accept(w, r, &ao)
+	conn, err := websocket.Accept(smallBuffers{w}, r, &ao)
 	if err != nil {
 		return nil, err
 	}
@@ -168,4 +170,47 @@ func (c *wsConn) stopDeadline() {
 		c.deadline.Stop()
 		c.deadline = nil
 	}
+}
+
+// Buffer sizes of a websocket connection. net/http hands a hijacked
+// connection over with its own 4 KiB reader and writer; once the handler
+// has returned (shallowWebsocket.Do) these are garbage, and the connection
+// keeps smaller ones: clients send small messages (connection_init,
+// subscribe, pong), and a message larger than the write buffer costs one
+// more write call, not a copy.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 2048
+)
+
+// smallBuffers is a ResponseWriter whose Hijack returns the connection with
+// buffers of the sizes above, keeping any bytes net/http has already read.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (s smallBuffers) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Bytes net/http has read past the request (the client's first frames)
+	// are handed over in the new reader's buffer: coder/websocket takes what
+	// is buffered there and reads the rest from conn.
+	br := bufio.NewReaderSize(conn, wsReadBuffer)
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn), max(n, wsReadBuffer))
+		if _, err := br.Peek(n); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+	}
+	if brw.Writer.Buffered() > 0 {
+		if err := brw.Writer.Flush(); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
 }
