@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ const swarmQuery = `subscription { agentDeploymentObjects(after: 0) { sequenceId
 // warm-up object, then for FEED_SWARM_ROUNDS objects whose content is
 // "t: <commit unix nanos>" records commit-to-receipt latency, printing
 // "GOT <round>" once every client has an object, and at the end
-// "LAT <p50 ms> <p99 ms> <max ms>".
+// "LAT <p50 ms> <p99 ms> <max ms> <CPU ms of this process over the rounds>".
 func swarm() int {
 	url := os.Getenv("FEED_SWARM_URL")
 	raw, err := os.ReadFile(os.Getenv("FEED_SWARM_KEYS"))
@@ -114,10 +115,12 @@ func swarm() int {
 	}
 	ready.Wait()
 	fmt.Println("READY")
+	cpu0 := cpuTime()
 	done.Wait()
+	cpu := cpuTime() - cpu0
 	slices.Sort(lat)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	fmt.Printf("LAT %.3f %.3f %.3f\n", ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1]))
+	fmt.Printf("LAT %.3f %.3f %.3f %.3f\n", ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1]), ms(cpu))
 	return 0
 }
 
@@ -234,6 +237,7 @@ func benchServerSide(b *testing.B, n int) {
 
 	b.ResetTimer()
 	start := time.Now()
+	serverCPU0 := cpuTime()
 	for i := 0; i < rounds; i++ {
 		// The commit time travels in the content; the clients measure.
 		insert(fmt.Sprintf("t: %d", time.Now().UnixNano()))
@@ -258,8 +262,9 @@ func benchServerSide(b *testing.B, n int) {
 	if prof != "" {
 		pprof.StopCPUProfile()
 	}
-	var p50, p99, mx float64
-	if _, err := fmt.Sscanf(l, "LAT %f %f %f", &p50, &p99, &mx); err != nil {
+	serverCPU := cpuTime() - serverCPU0
+	var p50, p99, mx, clientCPU float64
+	if _, err := fmt.Sscanf(l, "LAT %f %f %f %f", &p50, &p99, &mx, &clientCPU); err != nil {
 		b.Fatalf("swarm: %q", l)
 	}
 	if pace > 0 {
@@ -267,6 +272,9 @@ func benchServerSide(b *testing.B, n int) {
 		// with the number of rounds: report the delivery rate too.
 		b.ReportMetric(float64(n*rounds)/elapsed.Seconds(), "deliveries/s")
 	}
+	// Both processes share the machine's cores: CPU per object, each side.
+	b.ReportMetric(float64(serverCPU.Milliseconds())/float64(rounds), "server-cpu-ms/obj")
+	b.ReportMetric(clientCPU/float64(rounds), "client-cpu-ms/obj")
 	b.ReportMetric(p50, "p50-ms")
 	b.ReportMetric(p99, "p99-ms")
 	b.ReportMetric(float64(int64(idle.heap)-int64(before.heap))/float64(n), "server-heap-B/sub")
@@ -286,6 +294,15 @@ func writeProfile(b *testing.B, name, path string, debug int) {
 	if err := pprof.Lookup(name).WriteTo(f, debug); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type mem struct {
