@@ -217,10 +217,26 @@ type agentRow struct {
 }
 
 type targetRow struct {
-	AgentID   uuid.UUID `bun:"agent_id"`
-	StackID   uuid.UUID `bun:"stack_id"`
-	CreatedAt time.Time `bun:"created_at"`
-	Announced bool      `bun:"announced"`
+	AgentID      uuid.UUID `bun:"agent_id"`
+	StackID      uuid.UUID `bun:"stack_id"`
+	CreatedAt    time.Time `bun:"created_at"`
+	Announced    bool      `bun:"announced"`
+	AnnouncedSeq *int64    `bun:"announced_seq"`
+	Acked        bool      `bun:"acked"` // the agent reported an event for the stack's latest live object
+}
+
+// deliveredBefore reports whether an agent resuming after `after` certainly
+// has the stack's latest object (at or below after). An object handed over
+// out of order (a new target) may have been lost with the connection: it
+// counts as received once the agent resumes after a later position of the
+// feed (everything sent after it carries a higher sequence), or reported an
+// event for it. Otherwise it is delivered again: a rare repeat of one latest
+// object rather than a loss.
+func (t targetRow) deliveredBefore(after int64) bool {
+	if !t.Announced {
+		return false
+	}
+	return t.Acked || (t.AnnouncedSeq != nil && *t.AnnouncedSeq < after)
 }
 
 // processAgents answers registrations and reloads dirty agents: their status,
@@ -277,7 +293,13 @@ func (h *Hub) processAgents(ctx context.Context) error {
 		return fmt.Errorf("feed: loading agents: %w", err)
 	}
 	var targets []targetRow
-	if err := h.db.NewRaw("SELECT agent_id, stack_id, created_at, announced_at IS NOT NULL AS announced FROM agent_targets WHERE agent_id = ANY(?::uuid[])", uuidArray(list)).Scan(ctx, &targets); err != nil {
+	if err := h.db.NewRaw(`SELECT t.agent_id, t.stack_id, t.created_at, t.announced_at IS NOT NULL AS announced, t.announced_seq,
+		       EXISTS (SELECT 1 FROM agent_events e
+		                WHERE e.agent_id = t.agent_id
+		                  AND e.deployment_object_id = (SELECT d.id FROM deployment_objects d
+		                                                 WHERE d.stack_id = t.stack_id AND d.deleted_at IS NULL
+		                                                 ORDER BY d.sequence_id DESC LIMIT 1)) AS acked
+		  FROM agent_targets t WHERE t.agent_id = ANY(?::uuid[])`, uuidArray(list)).Scan(ctx, &targets); err != nil {
 		h.requeue(agentRegs, list)
 		return fmt.Errorf("feed: loading targets: %w", err)
 	}
@@ -355,6 +377,7 @@ func (h *Hub) processAgents(ctx context.Context) error {
 	type announce struct {
 		agent  uuid.UUID
 		stacks []uuid.UUID
+		seq    int64 // the feed position at hand-over
 	}
 	var announces []announce
 
@@ -428,12 +451,8 @@ func (h *Hub) processAgents(ctx context.Context) error {
 		}
 		active := row.Status == string(models.AgentStatusActive)
 		newStacks := map[uuid.UUID]struct{}{}
-		var unannounced []uuid.UUID
 		for _, t := range tg[id] {
 			newStacks[t.StackID] = struct{}{}
-			if !t.Announced {
-				unannounced = append(unannounced, t.StackID)
-			}
 		}
 		var added []uuid.UUID
 		for st := range newStacks {
@@ -504,7 +523,9 @@ func (h *Hub) processAgents(ctx context.Context) error {
 			handed = true
 		}
 		if handed && len(forcedStacks) > 0 {
-			announces = append(announces, announce{id, forcedStacks})
+			// Everything dispatched after these objects lies above the
+			// watermark: an agent resuming after it has received them.
+			announces = append(announces, announce{id, forcedStacks, h.wm})
 		}
 
 		// Answers for new subscribers.
@@ -537,9 +558,9 @@ func (h *Hub) processAgents(ctx context.Context) error {
 				} else {
 					after := *r.after
 					un := map[uuid.UUID]struct{}{}
-					for _, st := range unannounced {
-						if o := latest[st]; o != nil && o.SequenceID <= after {
-							un[st] = struct{}{}
+					for _, t := range tg[id] {
+						if o := latest[t.StackID]; o != nil && o.SequenceID <= after && !t.deliveredBefore(after) {
+							un[t.StackID] = struct{}{}
 						}
 					}
 					for _, st := range all {
@@ -547,7 +568,7 @@ func (h *Hub) processAgents(ctx context.Context) error {
 							res.announce = append(res.announce, st)
 						}
 					}
-					res.initial, res.forced = latestInOrder(un, latest), true
+					res.initial, res.forced, res.after = latestInOrder(un, latest), true, after
 					if after < wm {
 						res.stacks, res.from, res.to = all, after, wm
 					}
@@ -567,7 +588,7 @@ func (h *Hub) processAgents(ctx context.Context) error {
 	if len(announces) > 0 {
 		go func() {
 			for _, an := range announces {
-				if err := h.markAnnounced(context.WithoutCancel(ctx), an.agent, an.stacks); err != nil {
+				if err := h.markHanded(context.WithoutCancel(ctx), an.agent, an.stacks, an.seq); err != nil {
 					h.logger.Warn("feed: marking targets announced", "err", err)
 				}
 			}

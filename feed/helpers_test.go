@@ -111,6 +111,12 @@ func (f *fixture) untarget(agent, stack uuid.UUID) {
 	f.exec("DELETE FROM agent_targets WHERE agent_id = ? AND stack_id = ?", agent, stack)
 }
 
+// event records the agent's report about the object with sequence seq.
+func (f *fixture) event(agent uuid.UUID, seq int64) {
+	f.t.Helper()
+	f.exec("INSERT INTO agent_events (agent_id, deployment_object_id, event_type, status) SELECT ?, id, 'DEPLOY', 'SUCCESS' FROM deployment_objects WHERE sequence_id = ?", agent, seq)
+}
+
 // object inserts a deployment object and returns its sequence.
 func (f *fixture) object(stack uuid.UUID) int64 {
 	f.t.Helper()

@@ -299,10 +299,11 @@ func TestTargetAddedWhileAway(t *testing.T) {
 	}
 	equal(t, recvN(t, ch, 1, wait), []int64{old})
 	waitAnnounced(t, f, a, 2)
+	f.event(a, old) // the agent applied it and said so
 	cancel()
 	closedWithin(t, ch, wait)
 
-	// Announced: the next resume does not repeat it.
+	// Announced and acknowledged: the next resume does not repeat it.
 	ch, err = h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(cur))
 	if err != nil {
 		t.Fatal(err)
@@ -324,6 +325,55 @@ func TestTargetAddedWhileAway(t *testing.T) {
 	got := recvN(t, ch2, 2, wait)
 	equal(t, got, []int64{o3a, o3b})
 	quiet(t, ch2, 300*time.Millisecond)
+}
+
+// A new target's latest object is handed over out of sequence order; if
+// the connection dies before the agent got it, its resume point cannot show
+// that, so the object comes again (never lost). Once the agent has received
+// anything later, or reported an event for it, it does not.
+func TestNewTargetObjectLostWithConnectionIsDeliveredAgain(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	f := newFixture(t, db)
+	h, _ := startHub(t, db, feed.Options{})
+	g := f.generator()
+	s1, s2 := f.stack(g), f.stack(g)
+	a := f.agent(true)
+	f.target(a, s1)
+	old := f.object(s2) // the new target's latest, below the agent's cursor
+	cur := f.object(s1)
+
+	ctx, cancel := context.WithCancel(bg)
+	ch, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, recvN(t, ch, 1, wait), []int64{cur})
+	f.target(a, s2) // live: the hub hands `old` to the subscription ...
+	waitAnnounced(t, f, a, 2)
+	cancel() // ... and the connection dies before the agent read it
+	closedWithin(t, ch, wait)
+
+	// Resume from the last object the agent did get: `old` comes (again).
+	ctx, cancel = context.WithCancel(bg)
+	ch, err = h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, ptr(cur))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, recvN(t, ch, 1, wait), []int64{old})
+	// The agent gets a later object too, so its resume point moves past
+	// the hand-over: the next resume does not repeat `old`.
+	n := f.object(s1)
+	h.Published(bg)
+	equal(t, recvN(t, ch, 1, wait), []int64{n})
+	cancel()
+	closedWithin(t, ch, wait)
+
+	ch, err = h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet(t, ch, 300*time.Millisecond)
 }
 
 func waitAnnounced(t testing.TB, f *fixture, agent uuid.UUID, n int) {

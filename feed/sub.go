@@ -53,6 +53,7 @@ type regResult struct {
 	// after, so a resume would not replay it).
 	announce []uuid.UUID
 	forced   bool
+	after    int64 // the resume point, when forced: the feed position of the initial objects
 }
 
 // registration is a subscription waiting for the pump.
@@ -217,7 +218,7 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 			return
 		}
 		if res.forced && s.agent != nil {
-			if err := h.markAnnounced(ctx, s.agent.id, []uuid.UUID{o.StackID}); err != nil && ctx.Err() == nil {
+			if err := h.markHanded(ctx, s.agent.id, []uuid.UUID{o.StackID}, res.after); err != nil && ctx.Err() == nil {
 				h.logger.Warn("feed: marking a target announced", "err", err)
 			}
 		}
@@ -300,12 +301,24 @@ func (h *Hub) replayRange(ctx context.Context, stacks []uuid.UUID, from, to int6
 	return nil
 }
 
-// markAnnounced records that the feed handed these targeted stacks to the
-// agent (DESIGN §5: a target added while the agent was away is delivered on
-// resume until then).
+// markAnnounced records that the feed hands these targeted stacks to the
+// agent in sequence order (DESIGN §5: a target added while the agent was
+// away is delivered on resume until then): whatever a cut leaves unsent lies
+// above the agent's resume point and is replayed.
 func (h *Hub) markAnnounced(ctx context.Context, agentID uuid.UUID, stacks []uuid.UUID) error {
 	_, err := h.db.NewRaw(
-		"UPDATE agent_targets SET announced_at = now() WHERE agent_id = ? AND stack_id = ANY(?::uuid[]) AND announced_at IS NULL",
+		"UPDATE agent_targets SET announced_at = now(), announced_seq = -1 WHERE agent_id = ? AND stack_id = ANY(?::uuid[]) AND announced_at IS NULL",
 		agentID, uuidArray(stacks)).Exec(ctx)
+	return err
+}
+
+// markHanded records that the latest objects of these stacks were handed to
+// the agent out of sequence order at feed position seq: a resume at or below
+// seq, without an event from the agent for the object, delivers it again
+// (targetRow.deliveredBefore), since the connection may have died with it.
+func (h *Hub) markHanded(ctx context.Context, agentID uuid.UUID, stacks []uuid.UUID, seq int64) error {
+	_, err := h.db.NewRaw(
+		"UPDATE agent_targets SET announced_at = coalesce(announced_at, now()), announced_seq = ? WHERE agent_id = ? AND stack_id = ANY(?::uuid[])",
+		seq, agentID, uuidArray(stacks)).Exec(ctx)
 	return err
 }

@@ -127,6 +127,9 @@ type AgentTarget struct {
 	StackID     uuid.UUID  `bun:"stack_id,type:uuid,notnull"`
 	CreatedAt   time.Time  `bun:"created_at,notnull,default:current_timestamp"`
 	AnnouncedAt *time.Time `bun:"announced_at"`
+	// AnnouncedSeq is the feed position at which the feed last handed this
+	// stack's latest object to the agent out of order (-1: in order).
+	AnnouncedSeq *int64 `bun:"announced_seq"`
 
 	Agent *Agent `bun:"rel:belongs-to,join:agent_id=id"`
 	Stack *Stack `bun:"rel:belongs-to,join:stack_id=id"`

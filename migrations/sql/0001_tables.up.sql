@@ -113,13 +113,17 @@ CREATE INDEX agent_events_agent_id_created_at_idx ON agent_events (agent_id, cre
 CREATE INDEX agent_events_deployment_object_id_idx ON agent_events (deployment_object_id, created_at DESC);
 
 -- announced_at: when the agent feed first handed this stack's objects to the
--- agent (DESIGN §5: a target added while the agent was away is delivered on resume).
+-- agent (DESIGN §5: a target added while the agent was away is delivered on
+-- resume). announced_seq: the feed position at which the stack's latest object
+-- was last handed over out of sequence order (a new target); a resume after a
+-- later position proves the agent received it, -1 means it came in order.
 CREATE TABLE agent_targets (
-    id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    agent_id     uuid NOT NULL CONSTRAINT agent_targets_agent_id_fkey REFERENCES agents (id) ON DELETE CASCADE,
-    stack_id     uuid NOT NULL CONSTRAINT agent_targets_stack_id_fkey REFERENCES stacks (id) ON DELETE CASCADE,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    announced_at timestamptz,
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    agent_id      uuid NOT NULL CONSTRAINT agent_targets_agent_id_fkey REFERENCES agents (id) ON DELETE CASCADE,
+    stack_id      uuid NOT NULL CONSTRAINT agent_targets_stack_id_fkey REFERENCES stacks (id) ON DELETE CASCADE,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    announced_at  timestamptz,
+    announced_seq bigint,
     CONSTRAINT agent_targets_agent_id_stack_id_key UNIQUE (agent_id, stack_id)
 );
 CREATE INDEX agent_targets_stack_id_idx ON agent_targets (stack_id);
