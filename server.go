@@ -268,7 +268,7 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 		// connections when it sees its key rotated or it deleted (on every
 		// replica, through NOTIFY), and shutdown closes them all.
 		sessions := api.NewSessions()
-		hub := feed.New(db, dsn, logger, feed.Options{OnRevoke: sessions.Revoke})
+		hub := feed.New(db, dsn, logger, feed.Options{OnRevoke: sessions.Revoke, OnPrincipalChange: sessions.Recheck})
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {

@@ -555,3 +555,66 @@ func TestKeyRotationClosesWebsocketsOnEveryReplica(t *testing.T) {
 		t.Fatalf("after rotation: got seq %d, want %d", got, seq2)
 	}
 }
+
+// A connection with no subscription at all is closed too when its key stops
+// working: the admin's, after `brokkr admin rotate-key` in another process,
+// and a generator's, after its key is rotated through another replica.
+func TestRotationClosesIdleWebsockets(t *testing.T) {
+	db := dbtest.New(t)
+	env := []string{"DATABASE_URL=" + db.URL}
+	a := startBrokkr(t, env, "serve")
+	b := startBrokkr(t, env, "serve")
+	admin := a.adminKey()
+	var g struct {
+		CreateGenerator struct {
+			APIKey    string `json:"apiKey"`
+			Generator struct{ ID string }
+		}
+	}
+	gql(t, a.base, admin, `mutation { createGenerator(input: {name: "idle"}) { apiKey generator { id } } }`, nil, &g)
+
+	closedWith := func(ws *wsClient) <-chan websocket.StatusCode {
+		c := make(chan websocket.StatusCode, 1)
+		go func() {
+			for {
+				if _, err := ws.readErr(); err != nil {
+					c <- websocket.CloseStatus(err)
+					return
+				}
+			}
+		}()
+		return c
+	}
+	expect4401 := func(c <-chan websocket.StatusCode, who string) {
+		t.Helper()
+		select {
+		case code := <-c:
+			if code != 4401 {
+				t.Fatalf("%s: websocket closed with %v, want 4401", who, code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: websocket still open after its key was rotated", who)
+		}
+	}
+
+	adminWS := closedWith(dialWS(t, b.base, admin))
+	genWS := closedWith(dialWS(t, b.base, g.CreateGenerator.APIKey))
+	otherWS := closedWith(dialWS(t, b.base, admin))
+
+	gql(t, a.base, admin, `mutation($id: ID!) { rotateGeneratorKey(id: $id) { apiKey } }`,
+		map[string]any{"id": g.CreateGenerator.Generator.ID}, &struct{}{})
+	expect4401(genWS, "generator")
+	select {
+	case code := <-adminWS:
+		t.Fatalf("admin websocket closed (%v) by a generator's rotation", code)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	cmd := exec.Command(brokkrBinary(t), "admin", "rotate-key")
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("admin rotate-key: %v\n%s", err, out)
+	}
+	expect4401(adminWS, "admin")
+	expect4401(otherWS, "second admin connection")
+}

@@ -112,6 +112,7 @@ func New(cfg Config) (http.Handler, error) {
 	// Keep-alives come from one goroutine for all connections (keepalive.go),
 	// not from gqlgen's ticker goroutine per connection.
 	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
+	cfg.Sessions.setRecheck(authn.Recheck)
 	srv.AddTransport(shallowWebsocket{transport.Websocket{
 		Implementation: wsImplementation{accept: websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins}},
 		InitFunc:       cfg.Sessions.initFunc(websocketInit(authn)),

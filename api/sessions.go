@@ -37,6 +37,10 @@ type Sessions struct {
 	keepAlive time.Duration
 	pinging   bool
 	nextSlot  int
+
+	// recheck re-authenticates a connection's key (auth.Authenticator.Recheck
+	// on the context its connection_init produced); set by New, under mu.
+	recheck func(context.Context) error
 }
 
 // NewSessions returns an empty registry.
@@ -51,13 +55,14 @@ type wsSession struct {
 	detached atomic.Bool   // the connection is served beyond the HTTP handler
 	end      func()        // forgets the session and cancels it; idempotent
 
-	mu     sync.Mutex
-	conn   *wsConn // once accepted
-	scope  models.Scope
-	authed bool
-	live   bool // acknowledged: written to since authenticated
-	code   int  // close code to use instead of gqlgen's 1000 when we end it
-	reason string
+	mu      sync.Mutex
+	conn    *wsConn // once accepted
+	scope   models.Scope
+	authed  bool
+	authCtx context.Context // what connection_init produced: carries the key's hash
+	live    bool            // acknowledged: written to since authenticated
+	code    int             // close code to use instead of gqlgen's 1000 when we end it
+	reason  string
 }
 
 func (s *wsSession) attach(c *wsConn) {
@@ -104,6 +109,43 @@ func (s *Sessions) Revoke(scope models.Scope) {
 	for _, ws := range s.matching(func(sc models.Scope) bool { return samePrincipal(sc, scope) }) {
 		ws.close(CloseRevoked, "unauthenticated: the API key was rotated or its owner removed")
 	}
+}
+
+func (s *Sessions) setRecheck(f func(context.Context) error) {
+	s.mu.Lock()
+	s.recheck = f
+	s.mu.Unlock()
+}
+
+// Recheck re-authenticates the open websockets of the given principal and
+// closes (4401) those whose key no longer works. The feed calls it for every
+// notification that a principal's key, status or deletion changed, on every
+// replica, so a rotated or deleted key loses its connections at once even
+// when they carry no subscription. It does not block the caller.
+func (s *Sessions) Recheck(scope models.Scope) {
+	s.mu.Lock()
+	recheck := s.recheck
+	s.mu.Unlock()
+	if recheck == nil {
+		return
+	}
+	targets := s.matching(func(sc models.Scope) bool { return samePrincipal(sc, scope) })
+	if len(targets) == 0 {
+		return
+	}
+	go func() {
+		for _, ws := range targets {
+			ws.mu.Lock()
+			actx := ws.authCtx
+			ws.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(actx), 5*time.Second)
+			err := recheck(ctx)
+			cancel()
+			if models.ErrorKind(err) == models.KindUnauthenticated {
+				ws.close(CloseRevoked, "unauthenticated: the API key was rotated or its owner removed")
+			}
+		}
+	}()
 }
 
 // CloseAll closes every websocket with CloseServiceRestart and refuses new
@@ -203,7 +245,7 @@ func (s *Sessions) initFunc(inner transport.WebsocketInitFunc) transport.Websock
 		if ws, ok := ctx.Value(sessionKey{}).(*wsSession); ok {
 			if scope, ok := auth.ForContext(ctx); ok {
 				ws.mu.Lock()
-				ws.scope, ws.authed = scope, true
+				ws.scope, ws.authed, ws.authCtx = scope, true, ctx
 				ws.mu.Unlock()
 			}
 		}

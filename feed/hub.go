@@ -74,6 +74,12 @@ type Options struct {
 	// generator, deactivated) or its key rotated, after closing those
 	// subscriptions; the API may close the principal's websockets.
 	OnRevoke func(models.Scope)
+	// OnPrincipalChange, if set, is called from the listener for every
+	// notification that a principal's key, status or deletion may have
+	// changed (an agent, a generator, or the admin key), whether or not it
+	// has subscriptions: the API re-checks that principal's open websockets.
+	// It must not block.
+	OnPrincipalChange func(models.Scope)
 }
 
 func (o *Options) defaults() {

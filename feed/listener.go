@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/brokkr/brokkr/models"
 )
 
 // ListenerApplicationName is the application_name of the hub's LISTEN
@@ -71,6 +73,18 @@ func (h *Hub) handle(payload string) {
 			return
 		}
 		h.markDirty(id)
+		if f := h.opts.OnPrincipalChange; f != nil {
+			switch kind {
+			case "a":
+				f(models.Scope{Role: models.RoleAgent, AgentID: id})
+			case "g":
+				f(models.Scope{Role: models.RoleGenerator, GeneratorID: id})
+			}
+		}
+	case "k":
+		if f := h.opts.OnPrincipalChange; f != nil {
+			f(models.AdminScope)
+		}
 	default: // "d" and anything else: new objects
 		h.wake()
 	}

@@ -1,4 +1,6 @@
 DROP INDEX agent_events_created_at_idx;
+DROP TRIGGER admin_keys_feed_notify ON admin_keys;
+DROP FUNCTION brokkr_feed_notify_admin_key();
 DROP TRIGGER generators_feed_notify_delete ON generators;
 DROP TRIGGER generators_feed_notify_update ON generators;
 DROP FUNCTION brokkr_feed_notify_generator();

@@ -79,5 +79,16 @@ CREATE TRIGGER generators_feed_notify_update AFTER UPDATE ON generators
 CREATE TRIGGER generators_feed_notify_delete AFTER DELETE ON generators
     FOR EACH ROW EXECUTE FUNCTION brokkr_feed_notify_generator();
 
+-- k: the admin key changed (rotation): open admin websockets are re-checked.
+CREATE FUNCTION brokkr_feed_notify_admin_key() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('brokkr_' || TG_TABLE_SCHEMA, 'k:');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER admin_keys_feed_notify AFTER INSERT OR UPDATE OR DELETE ON admin_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION brokkr_feed_notify_admin_key();
+
 -- The agent-event feed reads recent events by creation time.
 CREATE INDEX agent_events_created_at_idx ON agent_events (created_at);
