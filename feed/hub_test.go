@@ -267,26 +267,52 @@ func recvChange(t testing.TB, ch <-chan *models.AgentTargetChange) *models.Agent
 	return nil
 }
 
+// targetWorld: an active agent targeting s1 and subscribed (it has received
+// cur, s1's object); s2 is not targeted yet and its latest object, old, lies
+// below the agent's cursor.
+type targetWorld struct {
+	h             *feed.Hub
+	f             *fixture
+	generator     uuid.UUID
+	agent, s1, s2 uuid.UUID
+	old, cur      int64
+	ch            <-chan *models.DeploymentObject
+	cancel        context.CancelFunc
+}
+
+func newTargetWorld(t *testing.T) *targetWorld {
+	t.Helper()
+	db := dbtest.New(t)
+	w := &targetWorld{f: newFixture(t, db)}
+	w.h, _ = startHub(t, db, feed.Options{})
+	w.generator = w.f.generator()
+	w.s1, w.s2 = w.f.stack(w.generator), w.f.stack(w.generator)
+	w.agent = w.f.agent(true)
+	w.f.target(w.agent, w.s1)
+	w.old = w.f.object(w.s2)
+	w.cur = w.f.object(w.s1)
+	ctx, cancel := context.WithCancel(bg)
+	t.Cleanup(cancel)
+	ch, err := w.h.AgentDeploymentObjects(ctx, agentScope(w.agent), uuid.Nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, recvN(t, ch, 1, wait), []int64{w.cur})
+	w.ch, w.cancel = ch, cancel
+	return w
+}
+
 // A target added while the agent was away is delivered on resume even though
 // its latest object is below after; once, not on every resume.
 func TestTargetAddedWhileAway(t *testing.T) {
 	t.Parallel()
-	db := dbtest.New(t)
-	f := newFixture(t, db)
-	h, _ := startHub(t, db, feed.Options{})
-	g := f.generator()
-	s1, s2 := f.stack(g), f.stack(g)
-	a := f.agent(true)
-	f.target(a, s1)
-	old := f.object(s2) // below the agent's cursor
-	cur := f.object(s1)
-
-	ctx, cancel := context.WithCancel(bg)
-	ch, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	equal(t, recvN(t, ch, 1, wait), []int64{cur})
+	w := newTargetWorld(t)
+	h, f, a, s2, old, cur := w.h, w.f, w.agent, w.s2, w.old, w.cur
+	ch, cancel := w.ch, w.cancel
+	var (
+		ctx context.Context
+		err error
+	)
 	waitAnnounced(t, f, a, 1)
 	cancel()
 	closedWithin(t, ch, wait)
@@ -315,7 +341,7 @@ func TestTargetAddedWhileAway(t *testing.T) {
 
 	// A newly targeted stack whose objects are newer than after: the
 	// resuming feed's replay delivers them, each once (no extra "latest").
-	s3 := f.stack(g)
+	s3 := f.stack(w.generator)
 	o3a, o3b := f.object(s3), f.object(s3)
 	f.target(a, s3)
 	ch2, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(n))
@@ -333,22 +359,13 @@ func TestTargetAddedWhileAway(t *testing.T) {
 // anything later, or reported an event for it, it does not.
 func TestNewTargetObjectLostWithConnectionIsDeliveredAgain(t *testing.T) {
 	t.Parallel()
-	db := dbtest.New(t)
-	f := newFixture(t, db)
-	h, _ := startHub(t, db, feed.Options{})
-	g := f.generator()
-	s1, s2 := f.stack(g), f.stack(g)
-	a := f.agent(true)
-	f.target(a, s1)
-	old := f.object(s2) // the new target's latest, below the agent's cursor
-	cur := f.object(s1)
-
-	ctx, cancel := context.WithCancel(bg)
-	ch, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	equal(t, recvN(t, ch, 1, wait), []int64{cur})
+	w := newTargetWorld(t)
+	h, f, a, s1, s2, old, cur := w.h, w.f, w.agent, w.s1, w.s2, w.old, w.cur
+	ch, cancel := w.ch, w.cancel
+	var (
+		ctx context.Context
+		err error
+	)
 	f.target(a, s2) // live: the hub hands `old` to the subscription ...
 	waitAnnounced(t, f, a, 2)
 	cancel() // ... and the connection dies before the agent read it
