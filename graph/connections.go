@@ -1,10 +1,12 @@
 package graph
 
 import (
+	"context"
 	"encoding/base64"
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/uptrace/bun"
 
 	"github.com/brokkr/brokkr/models"
 )
@@ -140,3 +142,31 @@ func mapPage[T, U any](p *models.Page[T], load func(*T) (*U, error)) (*models.Pa
 }
 
 func targetID(t *models.AgentTarget) uuid.UUID { return t.ID }
+
+// listTop runs a top-level list query in the caller's scope and returns its
+// page as a connection, its rows registered as one cohort for their edges.
+func listTop[T, F, C any](r *Resolver, ctx context.Context,
+	list func(context.Context, bun.IDB, models.Scope, F, models.ListArgs) (*models.Page[T], error),
+	filter F, args models.ListArgs, connection func(*models.Page[T]) C) (C, error) {
+	var zero C
+	scope, err := scopeOf(ctx)
+	if err != nil {
+		return zero, err
+	}
+	p, err := list(ctx, r.DB, scope, filter, args)
+	if err != nil {
+		return zero, err
+	}
+	return connection(listed(r, ctx, p)), nil
+}
+
+// getOne reads one object by id in the caller's scope.
+func getOne[T any](r *Resolver, ctx context.Context,
+	get func(context.Context, bun.IDB, models.Scope, uuid.UUID, bool) (*T, error),
+	id uuid.UUID, includeDeleted *bool) (*T, error) {
+	scope, err := scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return get(ctx, r.DB, scope, id, flag(includeDeleted))
+}

@@ -382,95 +382,39 @@ func (r *queryResolver) Viewer(ctx context.Context) (*models.Viewer, error) {
 }
 
 func (r *queryResolver) Generator(ctx context.Context, id uuid.UUID, includeDeleted *bool) (*models.Generator, error) {
-	scope, err := scopeOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return models.GetGenerator(ctx, r.DB, scope, id, flag(includeDeleted))
+	return getOne(r.Resolver, ctx, models.GetGenerator, id, includeDeleted)
 }
 
 func (r *queryResolver) Generators(ctx context.Context, first *int, after *string, filter *models.GeneratorFilter, includeDeleted *bool) (*models.GeneratorConnection, error) {
-	scope, err := scopeOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	p, err := models.ListGenerators(ctx, r.DB, scope, filter, listArgs(first, after, includeDeleted))
-	if err != nil {
-		return nil, err
-	}
-	return generatorConnection(listed(r.Resolver, ctx, p)), nil
+	return listTop(r.Resolver, ctx, models.ListGenerators, filter, listArgs(first, after, includeDeleted), generatorConnection)
 }
 
 func (r *queryResolver) Stack(ctx context.Context, id uuid.UUID, includeDeleted *bool) (*models.Stack, error) {
-	scope, err := scopeOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return models.GetStack(ctx, r.DB, scope, id, flag(includeDeleted))
+	return getOne(r.Resolver, ctx, models.GetStack, id, includeDeleted)
 }
 
 func (r *queryResolver) Stacks(ctx context.Context, first *int, after *string, filter *models.StackFilter, includeDeleted *bool) (*models.StackConnection, error) {
-	scope, err := scopeOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	p, err := models.ListStacks(ctx, r.DB, scope, filter, listArgs(first, after, includeDeleted))
-	if err != nil {
-		return nil, err
-	}
-	return stackConnection(listed(r.Resolver, ctx, p)), nil
+	return listTop(r.Resolver, ctx, models.ListStacks, filter, listArgs(first, after, includeDeleted), stackConnection)
 }
 
 func (r *queryResolver) DeploymentObject(ctx context.Context, id uuid.UUID, includeDeleted *bool) (*models.DeploymentObject, error) {
-	scope, err := scopeOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return models.GetDeploymentObject(ctx, r.DB, scope, id, flag(includeDeleted))
+	return getOne(r.Resolver, ctx, models.GetDeploymentObject, id, includeDeleted)
 }
 
 func (r *queryResolver) DeploymentObjects(ctx context.Context, first *int, after *string, filter *models.DeploymentObjectFilter, includeDeleted *bool) (*models.DeploymentObjectConnection, error) {
-	scope, err := scopeOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	p, err := models.ListDeploymentObjects(ctx, r.DB, scope, filter, listArgs(first, after, includeDeleted))
-	if err != nil {
-		return nil, err
-	}
-	return deploymentObjectConnection(listed(r.Resolver, ctx, p)), nil
+	return listTop(r.Resolver, ctx, models.ListDeploymentObjects, filter, listArgs(first, after, includeDeleted), deploymentObjectConnection)
 }
 
 func (r *queryResolver) Agent(ctx context.Context, id uuid.UUID, includeDeleted *bool) (*models.Agent, error) {
-	scope, err := scopeOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return models.GetAgent(ctx, r.DB, scope, id, flag(includeDeleted))
+	return getOne(r.Resolver, ctx, models.GetAgent, id, includeDeleted)
 }
 
 func (r *queryResolver) Agents(ctx context.Context, first *int, after *string, filter *models.AgentFilter, includeDeleted *bool) (*models.AgentConnection, error) {
-	scope, err := scopeOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	p, err := models.ListAgents(ctx, r.DB, scope, filter, listArgs(first, after, includeDeleted))
-	if err != nil {
-		return nil, err
-	}
-	return agentConnection(listed(r.Resolver, ctx, p)), nil
+	return listTop(r.Resolver, ctx, models.ListAgents, filter, listArgs(first, after, includeDeleted), agentConnection)
 }
 
 func (r *queryResolver) AgentEvents(ctx context.Context, first *int, after *string, filter *models.AgentEventFilter, includeDeleted *bool) (*models.AgentEventConnection, error) {
-	scope, err := scopeOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	p, err := models.ListAgentEvents(ctx, r.DB, scope, filter, listArgs(first, after, includeDeleted))
-	if err != nil {
-		return nil, err
-	}
-	return agentEventConnection(listed(r.Resolver, ctx, p)), nil
+	return listTop(r.Resolver, ctx, models.ListAgentEvents, filter, listArgs(first, after, includeDeleted), agentEventConnection)
 }
 
 func (r *stackResolver) Generator(ctx context.Context, obj *models.Stack) (*models.Generator, error) {
