@@ -113,14 +113,13 @@ func New(cfg Config) (http.Handler, error) {
 	// not from gqlgen's ticker goroutine per connection.
 	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
 	cfg.Sessions.setRecheck(authn.Recheck)
-	srv.AddTransport(shallowWebsocket{transport.Websocket{
-		Implementation: wsImplementation{accept: websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins}},
-		InitFunc:       cfg.Sessions.initFunc(websocketInit(authn)),
-		InitTimeout:    DefaultWebsocketInitTimeout,
-		ErrorFunc: func(ctx context.Context, err error) {
-			logger.DebugContext(ctx, "api: websocket error", "err", err)
-		},
-	}})
+	srv.AddTransport(&wsTransport{
+		accept:      websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
+		init:        websocketInit(authn),
+		initTimeout: DefaultWebsocketInitTimeout,
+		readLimit:   max(cfg.MaxBodyBytes, 0),
+		logger:      logger,
+	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -170,10 +169,10 @@ func New(cfg Config) (http.Handler, error) {
 
 // websocketInit authenticates connection_init; a key sent as an HTTP
 // header on the upgrade request (non-browser clients) also counts.
-func websocketInit(authn *auth.Authenticator) transport.WebsocketInitFunc {
-	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-		if _, ok := auth.ForContext(ctx); ok && p.Authorization() == "" {
-			return ctx, nil, nil
+func websocketInit(authn *auth.Authenticator) func(context.Context, map[string]any) (context.Context, error) {
+	return func(ctx context.Context, p map[string]any) (context.Context, error) {
+		if _, ok := auth.ForContext(ctx); ok && p["Authorization"] == nil && p["authorization"] == nil {
+			return ctx, nil
 		}
 		return authn.WebsocketInit(ctx, p)
 	}

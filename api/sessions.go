@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
-
 	"github.com/brokkr/brokkr/auth"
 	"github.com/brokkr/brokkr/models"
 )
@@ -50,18 +48,17 @@ func NewSessions() *Sessions {
 
 type wsSession struct {
 	cancel   context.CancelFunc
-	slot     int           // keep-alive slot, fixed at registration
-	accepted chan struct{} // closed once upgraded
-	detached atomic.Bool   // the connection is served beyond the HTTP handler
-	end      func()        // forgets the session and cancels it; idempotent
+	slot     int         // keep-alive slot, fixed at registration
+	detached atomic.Bool // the connection is served beyond the HTTP handler
+	end      func()      // forgets the session and cancels it; idempotent
 
 	mu      sync.Mutex
 	conn    *wsConn // once accepted
 	scope   models.Scope
 	authed  bool
 	authCtx context.Context // what connection_init produced: carries the key's hash
-	live    bool            // acknowledged: written to since authenticated
-	code    int             // close code to use instead of gqlgen's 1000 when we end it
+	live    bool            // acknowledged (connection_ack sent): keep-alives may follow
+	code    int             // close code to use instead of 1000 when we end it
 	reason  string
 }
 
@@ -69,16 +66,21 @@ func (s *wsSession) attach(c *wsConn) {
 	s.mu.Lock()
 	s.conn = c
 	s.mu.Unlock()
-	close(s.accepted)
 }
 
-// wrote notes a message written to the client: the first after
-// authentication is the connection_ack, after which keep-alives may follow.
-func (s *wsSession) wrote() {
+// authenticated records who is behind the connection: ctx is what
+// connection_init produced (auth.Authenticator.WebsocketInit).
+func (s *wsSession) authenticated(ctx context.Context) {
+	scope, ok := auth.ForContext(ctx)
 	s.mu.Lock()
-	if s.authed {
-		s.live = true
-	}
+	s.scope, s.authed, s.authCtx = scope, ok, ctx
+	s.mu.Unlock()
+}
+
+// acknowledged notes the connection_ack sent: keep-alives may follow.
+func (s *wsSession) acknowledged() {
+	s.mu.Lock()
+	s.live = true
 	s.mu.Unlock()
 }
 
@@ -91,12 +93,12 @@ func (s *wsSession) close(code int, reason string) {
 	s.cancel()
 }
 
-// closeCode maps gqlgen's close of a cancelled connection (1000
-// "terminated") to the code the broker chose for it.
+// closeCode maps the close of a cancelled connection (1000 "terminated")
+// to the code the broker chose for it.
 func (s *wsSession) closeCode(code int, reason string) (int, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.code != 0 && code == transport.WebsocketCloseNormalClosure {
+	if s.code != 0 && code == closeNormal {
 		return s.code, s.reason
 	}
 	return code, reason
@@ -198,7 +200,7 @@ type sessionKey struct{}
 
 // middleware gives each websocket request a session whose cancellation ends
 // the connection, and forgets it when the connection ends. Once upgraded,
-// the connection outlives the HTTP handler (see shallowWebsocket.Do), so
+// the connection outlives the HTTP handler (see wsTransport.Do), so
 // the session's context does not end with the request's.
 func (s *Sessions) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -207,7 +209,7 @@ func (s *Sessions) middleware(next http.Handler) http.Handler {
 			return
 		}
 		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-		ws := &wsSession{cancel: cancel, accepted: make(chan struct{})}
+		ws := &wsSession{cancel: cancel}
 		ws.end = sync.OnceFunc(func() {
 			s.mu.Lock()
 			delete(s.sessions, ws)
@@ -229,26 +231,4 @@ func (s *Sessions) middleware(next http.Handler) http.Handler {
 			ws.end()
 		}
 	})
-}
-
-// initFunc records who authenticated the connection.
-func (s *Sessions) initFunc(inner transport.WebsocketInitFunc) transport.WebsocketInitFunc {
-	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-		var (
-			ack *transport.InitPayload
-			err error
-		)
-		onOwnStack(func() { ctx, ack, err = inner(ctx, p) }) // a database query: see wsstack.go
-		if err != nil {
-			return ctx, ack, err
-		}
-		if ws, ok := ctx.Value(sessionKey{}).(*wsSession); ok {
-			if scope, ok := auth.ForContext(ctx); ok {
-				ws.mu.Lock()
-				ws.scope, ws.authed, ws.authCtx = scope, true, ctx
-				ws.mu.Unlock()
-			}
-		}
-		return ctx, ack, err
-	}
 }

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/uptrace/bun"
 
 	"github.com/brokkr/brokkr/apikey"
@@ -133,33 +132,31 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// WebsocketInit is a transport.Websocket InitFunc: it reads
-// {"Authorization": "Bearer …"} from connection_init and refuses the
-// connection with close code 4401 when the key is missing or bad.
-func (a *Authenticator) WebsocketInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-	header := payload.Authorization()
+// WebsocketInit authenticates a websocket's connection_init payload,
+// {"Authorization": "Bearer …"}: it returns the connection's context,
+// carrying the caller's scope, or an error whose kind is KindUnauthenticated
+// for a missing or bad key (the transport closes the connection with
+// CloseUnauthenticated) and KindInternal when the key could not be checked.
+func (a *Authenticator) WebsocketInit(ctx context.Context, payload map[string]any) (context.Context, error) {
+	header, _ := payload["Authorization"].(string)
 	if header == "" {
 		// Some clients send the key under a lower-case name.
-		if v, ok := payload["authorization"].(string); ok {
-			header = v
-		}
+		header, _ = payload["authorization"].(string)
 	}
 	scope, err := a.Authenticate(ctx, header)
 	if err != nil {
-		msg := "unauthenticated: invalid API key"
-		if errors.Is(err, ErrNoCredentials) {
-			msg = "unauthenticated: missing API key in connection_init payload"
-		} else if models.ErrorKind(err) != models.KindUnauthenticated {
-			a.logger().ErrorContext(ctx, "auth: key lookup failed", "err", err)
-			msg = "internal error"
+		switch {
+		case errors.Is(err, ErrNoCredentials):
+			return ctx, &models.Error{Kind: models.KindUnauthenticated, Message: "unauthenticated: missing API key in connection_init payload"}
+		case models.ErrorKind(err) == models.KindUnauthenticated:
+			return ctx, &models.Error{Kind: models.KindUnauthenticated, Message: "unauthenticated: invalid API key"}
 		}
-		ctx = transport.WithWebsocketCloseCode(ctx, CloseUnauthenticated)
-		ctx = transport.AppendCloseReason(ctx, msg)
-		return ctx, nil, errors.New(msg)
+		a.logger().ErrorContext(ctx, "auth: key lookup failed", "err", err)
+		return ctx, &models.Error{Kind: models.KindInternal, Message: "internal error", Err: err}
 	}
 	key, _ := BearerKey(header)
 	ctx = context.WithValue(ctx, wsKeyHashKey{}, apikey.Hash(key))
-	return WithScope(ctx, scope), nil, nil
+	return WithScope(ctx, scope), nil
 }
 
 // Recheck re-authenticates a websocket connection's key before each of its

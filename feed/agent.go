@@ -29,6 +29,7 @@ type agentState struct {
 // targetSub is one agentTargetChanges subscription (live only).
 type targetSub struct {
 	ch    chan *models.AgentTargetChange
+	waker *Waker // told of every send on and the close of ch
 	agent *agentState
 	stop  func() bool
 	ready bool
@@ -84,11 +85,12 @@ func (h *Hub) AgentDeploymentObjects(ctx context.Context, scope models.Scope, ag
 	if after != nil && *after < 0 {
 		return nil, models.Invalid("after", "after must not be negative")
 	}
-	s := &objSub{ch: make(chan *models.DeploymentObject, h.opts.BufferSize)}
+	s := &objSub{ch: make(chan *models.DeploymentObject, h.opts.BufferSize), waker: wakerFor(ctx)}
 	r := &registration{sub: s, agentID: id, after: after, res: make(chan regResult, 1)}
 	if err := h.subscribe(ctx, r); err != nil {
 		return nil, err
 	}
+	s.waker.take()
 	return s.ch, nil
 }
 
@@ -99,7 +101,7 @@ func (h *Hub) AgentTargetChanges(ctx context.Context, scope models.Scope, agentI
 	if err != nil {
 		return nil, err
 	}
-	t := &targetSub{ch: make(chan *models.AgentTargetChange, h.opts.BufferSize)}
+	t := &targetSub{ch: make(chan *models.AgentTargetChange, h.opts.BufferSize), waker: wakerFor(ctx)}
 	r := &registration{tsub: t, agentID: id, res: make(chan regResult, 1)}
 	h.mu.Lock()
 	if h.closed {
@@ -124,6 +126,7 @@ func (h *Hub) AgentTargetChanges(ctx context.Context, scope models.Scope, agentI
 	case <-ctx.Done():
 		return nil, models.Translate(ctx.Err(), "agent")
 	}
+	t.waker.take()
 	return t.ch, nil
 }
 
@@ -142,6 +145,7 @@ func (h *Hub) closeTargetSubLocked(t *targetSub) {
 		h.dropAgentIfIdleLocked(a)
 	}
 	close(t.ch)
+	t.waker.wake()
 }
 
 func (h *Hub) sendTargetChangeLocked(t *targetSub, c *models.AgentTargetChange) {
@@ -150,6 +154,7 @@ func (h *Hub) sendTargetChangeLocked(t *targetSub, c *models.AgentTargetChange) 
 	}
 	select {
 	case t.ch <- c:
+		t.waker.wake()
 	default:
 		h.closeTargetSubLocked(t)
 	}

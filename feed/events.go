@@ -13,6 +13,7 @@ import (
 // eventSub is one agentEvents subscription (dashboards, live only).
 type eventSub struct {
 	ch     chan *models.AgentEvent
+	waker  *Waker // told of every send on and the close of ch
 	scope  models.Scope
 	filter models.AgentEventFilter
 	stop   func() bool
@@ -29,7 +30,7 @@ func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *model
 	default:
 		return nil, models.Forbidden("unknown role")
 	}
-	e := &eventSub{ch: make(chan *models.AgentEvent, h.opts.BufferSize), scope: scope}
+	e := &eventSub{ch: make(chan *models.AgentEvent, h.opts.BufferSize), scope: scope, waker: wakerFor(ctx)}
 	if filter != nil {
 		e.filter = *filter
 	}
@@ -83,6 +84,7 @@ func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *model
 		h.closeEventSubLocked(e)
 		h.mu.Unlock()
 	})
+	e.waker.take()
 	return e.ch, nil
 }
 
@@ -97,6 +99,7 @@ func (h *Hub) closeEventSubLocked(e *eventSub) {
 	h.removeWatchLocked(e.watch)
 	delete(h.events, e)
 	close(e.ch)
+	e.waker.wake()
 }
 
 type eventRow struct {
@@ -191,6 +194,7 @@ func (h *Hub) processEvents(ctx context.Context) error {
 			if e.match(r) {
 				select {
 				case e.ch <- ev:
+					e.waker.wake()
 				default:
 					h.closeEventSubLocked(e)
 				}

@@ -44,7 +44,7 @@ func (h *Hub) StackDeploymentObjects(ctx context.Context, scope models.Scope, st
 	if err != nil {
 		return nil, err
 	}
-	s := &objSub{ch: make(chan *models.DeploymentObject, h.opts.BufferSize), stackID: stackID}
+	s := &objSub{ch: make(chan *models.DeploymentObject, h.opts.BufferSize), stackID: stackID, waker: wakerFor(ctx)}
 	r := &registration{sub: s, stackID: stackID, after: after, res: make(chan regResult, 1)}
 	if err := h.subscribe(ctx, r); err != nil {
 		return nil, err
@@ -57,6 +57,7 @@ func (h *Hub) StackDeploymentObjects(ctx context.Context, scope models.Scope, st
 		}
 		h.mu.Unlock()
 	}
+	s.waker.take()
 	return s.ch, nil
 }
 

@@ -24,6 +24,7 @@ import (
 // done and cancel it); once live, whoever sets done under h.mu closes ch.
 type objSub struct {
 	ch      chan *models.DeploymentObject
+	waker   *Waker // told of every send on and the close of ch (nil: nobody)
 	cancel  context.CancelFunc
 	stop    func() bool // stops the context.AfterFunc watching the caller's ctx
 	agent   *agentState // nil for a stack subscription
@@ -94,6 +95,7 @@ func (h *Hub) deliverLocked(s *objSub, o *models.DeploymentObject, forced bool) 
 	}
 	select {
 	case s.ch <- o:
+		s.waker.wake()
 		if !forced {
 			s.cursor = o.SequenceID
 		}
@@ -118,6 +120,7 @@ func (h *Hub) endLocked(s *objSub) {
 	h.unregisterLocked(s)
 	if s.live {
 		close(s.ch)
+		s.waker.wake()
 	} else {
 		s.cancel()
 	}
@@ -186,6 +189,7 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 		h.mu.Unlock()
 		s.cancel()
 		close(s.ch)
+		s.waker.wake()
 	}()
 	var res regResult
 	select {
@@ -200,6 +204,7 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 	send := func(o *models.DeploymentObject) bool {
 		select {
 		case s.ch <- o:
+			s.waker.wake()
 			return true
 		case <-ctx.Done():
 			return false
