@@ -37,6 +37,7 @@ const (
 	DefaultRateLimitPerMinute        = 600
 	DefaultKeepAlive                 = 15 * time.Second
 	DefaultWebsocketInitTimeout      = 10 * time.Second
+	DefaultWebsocketWriteTimeout     = 10 * time.Second
 	readyTimeout                     = 2 * time.Second
 	queryCacheSize                   = 1000
 	statusRequestEntityTooLargeLabel = "request body too large"
@@ -60,6 +61,9 @@ type Config struct {
 	MaxComplexity             int
 	DefaultRateLimitPerMinute int
 	KeepAlive                 time.Duration
+	// WebsocketWriteTimeout: a websocket client that takes no message for
+	// this long is disconnected (its subscriptions resume with after).
+	WebsocketWriteTimeout time.Duration
 
 	// Sessions tracks open websockets: the feed's revocations close a
 	// principal's connections through it, and shutdown closes them all.
@@ -85,6 +89,9 @@ func (c *Config) defaults() {
 	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.WebsocketWriteTimeout == 0 {
+		c.WebsocketWriteTimeout = DefaultWebsocketWriteTimeout
 	}
 	if c.Sessions == nil {
 		c.Sessions = NewSessions()
@@ -114,11 +121,12 @@ func New(cfg Config) (http.Handler, error) {
 	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
 	cfg.Sessions.setRecheck(authn.Recheck)
 	srv.AddTransport(&wsTransport{
-		accept:      websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
-		init:        websocketInit(authn),
-		initTimeout: DefaultWebsocketInitTimeout,
-		readLimit:   max(cfg.MaxBodyBytes, 0),
-		logger:      logger,
+		accept:       websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
+		init:         websocketInit(authn),
+		initTimeout:  DefaultWebsocketInitTimeout,
+		writeTimeout: max(cfg.WebsocketWriteTimeout, 0),
+		readLimit:    max(cfg.MaxBodyBytes, 0),
+		logger:       logger,
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})

@@ -65,8 +65,12 @@ type wsTransport struct {
 	accept      websocket.AcceptOptions
 	init        func(ctx context.Context, payload map[string]any) (context.Context, error)
 	initTimeout time.Duration
-	readLimit   int64
-	logger      *slog.Logger
+	// writeTimeout bounds every write: a client that takes nothing for this
+	// long (a stalled or malicious reader) is cut off, so a subscription's
+	// sender never waits on it forever; it resumes with after.
+	writeTimeout time.Duration
+	readLimit    int64
+	logger       *slog.Logger
 }
 
 var _ graphql.Transport = (*wsTransport)(nil)
@@ -488,13 +492,15 @@ func (c *wsConn) writeMessage(typ, id string, payload json.RawMessage) error {
 		b = append(b, payload...)
 	}
 	b = append(b, '}')
-	return c.conn.Write(context.Background(), websocket.MessageText, b)
+	return c.writeRaw(b, c.t.writeTimeout)
 }
 
-// writeRaw writes one text message with a deadline; a write that misses it
-// closes the connection (coder/websocket's rule), which is what a keep-alive
-// is for.
+// writeRaw writes one text message with a deadline (none if timeout is 0);
+// a write that misses it closes the connection (coder/websocket's rule).
 func (c *wsConn) writeRaw(msg []byte, timeout time.Duration) error {
+	if timeout <= 0 {
+		return c.conn.Write(context.Background(), websocket.MessageText, msg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return c.conn.Write(ctx, websocket.MessageText, msg)

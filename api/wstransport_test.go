@@ -3,7 +3,13 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +17,7 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/brokkr/brokkr/api"
+	"github.com/brokkr/brokkr/feed"
 )
 
 // The protocol rules of graphql-transport-ws (the graphql-ws library's
@@ -209,5 +216,153 @@ func TestIdleSubscriptionOwnsNoGoroutine(t *testing.T) {
 	t.Logf("goroutines per idle subscribed connection: %.2f", perConn)
 	if perConn > 1.1 {
 		t.Fatalf("%.2f goroutines per idle subscribed connection, want 1 (its reader)", perConn)
+	}
+}
+
+// A client that stops reading does not hold up anyone: while it stalls,
+// another subscriber of the same feed receives every object; the stalled
+// one is cut off (its socket full, its feed buffer full, then its write
+// deadline) and, resuming with after, gets exactly what it missed.
+func TestStalledWebsocketClientIsCutOffAndResumes(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	w := newWorldWith(t, func(e *env) api.Config {
+		hub := feed.New(e.db.Bun, e.db.URL, nil, feed.Options{BufferSize: 4})
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = hub.Run(runCtx) }()
+		t.Cleanup(func() { stop(); <-done })
+		return api.Config{Feed: hub, WebsocketWriteTimeout: time.Second}
+	})
+	url := "ws" + strings.TrimPrefix(w.srv.URL, "http") + "/query"
+	sub := func(after *int64) json.RawMessage {
+		vars := map[string]any{}
+		if after != nil {
+			vars["after"] = *after
+		}
+		p, _ := json.Marshal(map[string]any{"query": `subscription($after: Int64) { agentDeploymentObjects(after: $after) { sequenceId yamlContent } }`, "variables": vars})
+		return p
+	}
+	// subscribe opens a connection (a stalled one with a 4 KiB receive
+	// buffer, so that little sits in the kernel) for agent 1's feed.
+	subscribe := func(small bool, after *int64) *websocket.Conn {
+		t.Helper()
+		opts := &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}}
+		if small {
+			d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+			}}
+			opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+		}
+		conn, _, err := websocket.Dial(ctx, url, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.CloseNow() })
+		conn.SetReadLimit(1 << 20)
+		if m, err := initWS(ctx, conn, w.agent1.key); err != nil || m.Type != "connection_ack" {
+			t.Fatalf("init: %+v %v", m, err)
+		}
+		if err := wsjson.Write(ctx, conn, wsMsg{ID: "f", Type: "subscribe", Payload: sub(after)}); err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	// seqOf reads the next object's sequence id; ok false once the
+	// connection has ended (or the subscription completed).
+	seqOf := func(conn *websocket.Conn) (int64, bool) {
+		for {
+			var m struct {
+				Type    string
+				Payload struct {
+					Data struct {
+						AgentDeploymentObjects struct{ SequenceID json.Number }
+					}
+				}
+			}
+			if err := wsjson.Read(ctx, conn, &m); err != nil {
+				return 0, false
+			}
+			switch m.Type {
+			case "next":
+				n, _ := m.Payload.Data.AgentDeploymentObjects.SequenceID.Int64()
+				return n, true
+			case "complete":
+				return 0, false
+			}
+		}
+	}
+
+	stalled := subscribe(true, nil)
+	first, ok := seqOf(stalled) // the desired state: A's latest object
+	if !ok {
+		t.Fatal("no desired state")
+	}
+	fast := subscribe(false, nil)
+	if s, ok := seqOf(fast); !ok || s != first {
+		t.Fatalf("fast subscriber's desired state %d, want %d", s, first)
+	}
+
+	// The fast subscriber reads all the time.
+	fastGot := make(chan int64, 64)
+	go func() {
+		defer close(fastGot)
+		for {
+			s, ok := seqOf(fast)
+			if !ok {
+				return
+			}
+			fastGot <- s
+		}
+	}()
+
+	// 40 objects of 256 KiB: ten MiB, far more than the stalled client's
+	// socket buffers and feed buffer hold.
+	const n = 40
+	big := "k: " + strings.Repeat("x", 256<<10) + "\n"
+	var want []int64
+	for i := range n {
+		d := w.ok(t, w.genA.key, `mutation($s: ID!, $y: String!) { createDeploymentObject(input: {stackId: $s, yamlContent: $y}) { sequenceId } }`,
+			map[string]any{"s": w.stackA, "y": fmt.Sprintf("i: %d\n%s", i, big)})
+		s, _ := strconv.ParseInt(fmt.Sprint(d["createDeploymentObject"].(map[string]any)["sequenceId"]), 10, 64)
+		want = append(want, s)
+	}
+	for i, s := range want {
+		got, ok := <-fastGot
+		if !ok || got != s {
+			t.Fatalf("fast subscriber's object %d: %d (%v), want %d", i, got, ok, s)
+		}
+	}
+
+	// The stalled client now reads what reached it: a prefix of the
+	// objects, in order, then the end of its connection.
+	var got []int64
+	for {
+		s, ok := seqOf(stalled)
+		if !ok {
+			break
+		}
+		got = append(got, s)
+	}
+	if len(got) >= n {
+		t.Fatalf("the stalled client was not cut off: it got all %d objects", len(got))
+	}
+	for i, s := range got {
+		if s != want[i] {
+			t.Fatalf("stalled client's object %d: %d, want %d (got %v)", i, s, want[i], got)
+		}
+	}
+	after := first
+	if len(got) > 0 {
+		after = got[len(got)-1]
+	}
+	t.Logf("stalled client got %d of %d objects before it was cut off", len(got), n)
+
+	resumed := subscribe(false, &after)
+	for _, s := range want[len(got):] {
+		if r, ok := seqOf(resumed); !ok || r != s {
+			t.Fatalf("resumed after %d: got %d (%v), want %d", after, r, ok, s)
+		}
 	}
 }
