@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"database/sql"
 	"sort"
 
 	"github.com/google/uuid"
@@ -30,53 +29,31 @@ func CreateDeploymentObject(ctx context.Context, db bun.IDB, scope Scope, in Cre
 // sql.ErrNoRows when there is no such stack.
 //
 // It is the hot write path (DESIGN §7: createDeploymentObject at least half
-// the throughput of a raw INSERT), so it is sent as a parameterised
-// statement on the database/sql handle under bun rather than through bun's
-// formatter: bun inlines every argument, which makes each object's text
-// unique, and pgx then prepares (a round trip of its own, plus a parse and
-// plan) and caches a statement per object. Here the text varies only with
-// the scope, so pgx prepares it once per connection and each insert is one
-// round trip. bun query hooks do not see this statement.
+// the throughput of a raw INSERT), so it is one statement, the scope check
+// and the insert together, sent prepared (scanPrepared): its text varies
+// only with the scope's role, so each connection prepares it once and each
+// insert is one round trip with nothing to parse or plan.
 func insertObject(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UUID, content, checksum string) (*DeploymentObject, error) {
 	sc := stackScope(scope, "s")
 	q := `INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum)
-		SELECT s.id, $1, $2 FROM stacks AS s WHERE s.id = $3 AND s.deleted_at IS NULL AND (` + db.NewRaw(sc.sql, sc.args...).String() + `)
-		RETURNING id, sequence_id, stack_id, yaml_checksum, submitted_at, is_deletion_marker, created_at, updated_at, deleted_at`
-	args := []any{content, checksum, stackID}
-	var row *sql.Row
-	switch h := db.(type) {
-	case *bun.DB:
-		row = h.DB.QueryRowContext(ctx, q, args...)
-	case bun.Tx:
-		row = h.Tx.QueryRowContext(ctx, q, args...)
-	case *bun.Tx:
-		row = h.Tx.QueryRowContext(ctx, q, args...)
-	case bun.Conn:
-		row = h.Conn.QueryRowContext(ctx, q, args...)
-	case *bun.Conn:
-		row = h.Conn.QueryRowContext(ctx, q, args...)
-	default: // another bun.IDB: through bun, arguments inlined
-		return insertObjectBun(ctx, db, sc, stackID, content, checksum)
-	}
-	d := &DeploymentObject{YamlContent: content}
-	if err := row.Scan(&d.ID, &d.SequenceID, &d.StackID, &d.YamlChecksum, &d.SubmittedAt, &d.IsDeletionMarker,
-		&d.CreatedAt, &d.UpdatedAt, &d.DeletedAt); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-func insertObjectBun(ctx context.Context, db bun.IDB, sc cond, stackID uuid.UUID, content, checksum string) (*DeploymentObject, error) {
+		SELECT s.id, ?, ? FROM stacks AS s WHERE s.id = ? AND s.deleted_at IS NULL AND (` + sc.sql + `)
+		RETURNING `
 	args := append([]any{content, checksum, stackID}, sc.args...)
-	d := new(DeploymentObject)
-	err := db.NewRaw(`INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum)
-		SELECT s.id, ?, ? FROM stacks AS s WHERE s.id = ? AND s.deleted_at IS NULL AND (`+sc.sql+`)
-		RETURNING *`, args...).Scan(ctx, d)
+	d := &DeploymentObject{YamlContent: content}
+	handled, err := scanPrepared(ctx, db, q+objectColumns, args, &d.ID, &d.SequenceID, &d.StackID, &d.YamlChecksum,
+		&d.SubmittedAt, &d.IsDeletionMarker, &d.CreatedAt, &d.UpdatedAt, &d.DeletedAt)
+	if !handled { // another bun.IDB: through bun, arguments inlined
+		err = db.NewRaw(q+"*", args...).Scan(ctx, d)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return d, nil
 }
+
+// objectColumns are what insertObject returns, in its Scan's order
+// (yaml_content is the caller's own).
+const objectColumns = `id, sequence_id, stack_id, yaml_checksum, submitted_at, is_deletion_marker, created_at, updated_at, deleted_at`
 
 // GetDeploymentObject returns one visible deployment object.
 func GetDeploymentObject(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, includeDeleted bool) (*DeploymentObject, error) {

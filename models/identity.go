@@ -22,34 +22,45 @@ type principalRow struct {
 	PakHash   string    `bun:"pak_hash"`
 }
 
+// principalQuery finds the key's owner; its three placeholders are the hash.
+const principalQuery = `
+	SELECT 'ADMIN' AS role, NULL::uuid AS id, NULL::integer AS rate_limit, pak_hash
+	  FROM admin_keys WHERE pak_hash = ? AND deleted_at IS NULL
+	UNION ALL
+	SELECT 'GENERATOR', id, rate_limit_per_minute, pak_hash
+	  FROM generators WHERE pak_hash = ? AND deleted_at IS NULL AND is_active
+	UNION ALL
+	SELECT 'AGENT', id, NULL, pak_hash
+	  FROM agents WHERE pak_hash = ? AND deleted_at IS NULL
+	LIMIT 1`
+
 // PrincipalForKeyHash finds whose key has this hash (apikey.Hash of the
 // bearer token), in one statement: the live admin key, a live active
 // generator, or a live agent (of any status). Unauthenticated otherwise.
+// Every request sends it, so it goes prepared (scanPrepared).
 func PrincipalForKeyHash(ctx context.Context, db bun.IDB, hash string) (Scope, error) {
 	const name = "PrincipalForKeyHash"
 	if !hashShape.MatchString(hash) {
 		return Scope{}, op(name, "key", Unauthenticated("invalid API key"))
 	}
-	var rows []principalRow
-	err := db.NewRaw(`
-		SELECT 'ADMIN' AS role, NULL::uuid AS id, NULL::integer AS rate_limit, pak_hash
-		  FROM admin_keys WHERE pak_hash = ? AND deleted_at IS NULL
-		UNION ALL
-		SELECT 'GENERATOR', id, rate_limit_per_minute, pak_hash
-		  FROM generators WHERE pak_hash = ? AND deleted_at IS NULL AND is_active
-		UNION ALL
-		SELECT 'AGENT', id, NULL, pak_hash
-		  FROM agents WHERE pak_hash = ? AND deleted_at IS NULL
-		LIMIT 1`, hash, hash, hash).Scan(ctx, &rows)
+	var r principalRow
+	var id uuid.NullUUID
+	handled, err := scanPrepared(ctx, db, principalQuery, []any{hash, hash, hash}, &r.Role, &id, &r.RateLimit, &r.PakHash)
+	r.ID = id.UUID
+	if !handled {
+		err = db.NewRaw(principalQuery, hash, hash, hash).Scan(ctx, &r)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return Scope{}, op(name, "key", Unauthenticated("invalid API key"))
+	}
 	if err != nil {
 		return Scope{}, op(name, "key", err)
 	}
 	// The index lookup found the row; compare the stored hash in constant
 	// time all the same, so no code path compares secrets with ==.
-	if len(rows) == 0 || !apikey.Equal(rows[0].PakHash, hash) {
+	if !apikey.Equal(r.PakHash, hash) {
 		return Scope{}, op(name, "key", Unauthenticated("invalid API key"))
 	}
-	r := rows[0]
 	switch Role(r.Role) {
 	case RoleAdmin:
 		return AdminScope, nil
