@@ -230,7 +230,11 @@ func runPage[T any, R any, PR interface {
 	if spec.partition != "" {
 		outerOrder = "p." + spec.partition[strings.IndexByte(spec.partition, '.')+1:] + ", " + outerOrder
 	}
-	var rows []R
+	// Room for every row the statement can return (first+1 per parent),
+	// so bun appends without regrowing a slice of whole rows, bounded so
+	// that a large first over many sparse parents does not reserve more
+	// than it may need.
+	rows := make([]R, 0, min(max(len(parents), 1)*(first+1)+1, maxPresizedRows))
 	err = db.NewRaw("SELECT * FROM (?) AS p WHERE "+filter+" ORDER BY "+outerOrder, inner, first+1).Scan(ctx, &rows)
 	if err != nil {
 		return nil, err
@@ -270,6 +274,10 @@ func runPage[T any, R any, PR interface {
 	}
 	return pages, nil
 }
+
+// maxPresizedRows bounds the rows runPage reserves up front (some MB at
+// the widest row type).
+const maxPresizedRows = 1 << 14
 
 func createdKey(at time.Time, id uuid.UUID) cursorKey { return cursorKey{at: at, id: id} }
 
