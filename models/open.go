@@ -20,8 +20,11 @@ const MaxOpenConns = 40
 // SQL text (arguments inlined), so pgx's default statement cache would
 // prepare each distinct text in an extra round trip and never reuse it
 // (measured: a bun insert 1.56 → 0.52 ms, the key lookup 0.35 → 0.26 ms);
-// and a pool that keeps its connections (database/sql keeps only 2 idle
-// by default, so concurrent clients reconnected per request).
+// the few statements every request of a hot path sends are written with
+// parameters and prepared once per connection instead (scanPrepared: the
+// key lookup 0.26 → 0.06 ms); and a pool that keeps its connections
+// (database/sql keeps only 2 idle by default, so concurrent clients
+// reconnected per request).
 func Open(dsn string) (*bun.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
