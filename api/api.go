@@ -61,6 +61,9 @@ type Config struct {
 	MaxComplexity             int
 	DefaultRateLimitPerMinute int
 	KeepAlive                 time.Duration
+	// WebsocketInitTimeout: a websocket that sends no connection_init within
+	// this time is closed (4408).
+	WebsocketInitTimeout time.Duration
 	// WebsocketWriteTimeout: a websocket client that takes no message for
 	// this long is disconnected (its subscriptions resume with after).
 	WebsocketWriteTimeout time.Duration
@@ -89,6 +92,9 @@ func (c *Config) defaults() {
 	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.WebsocketInitTimeout == 0 {
+		c.WebsocketInitTimeout = DefaultWebsocketInitTimeout
 	}
 	if c.WebsocketWriteTimeout == 0 {
 		c.WebsocketWriteTimeout = DefaultWebsocketWriteTimeout
@@ -123,7 +129,7 @@ func New(cfg Config) (http.Handler, error) {
 	srv.AddTransport(&wsTransport{
 		accept:       websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
 		init:         websocketInit(authn),
-		initTimeout:  DefaultWebsocketInitTimeout,
+		initTimeout:  max(cfg.WebsocketInitTimeout, 0),
 		writeTimeout: max(cfg.WebsocketWriteTimeout, 0),
 		readLimit:    max(cfg.MaxBodyBytes, 0),
 		logger:       logger,

@@ -164,6 +164,42 @@ func TestWebsocketProtocolRules(t *testing.T) {
 	})
 }
 
+// A websocket that does not send connection_init in time is closed with
+// 4408, and one that does is not.
+func TestWebsocketInitTimeout(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w := newWorld(t, api.Config{WebsocketInitTimeout: 300 * time.Millisecond})
+	silent, _, err := w.dialWS(t, ctx, "graphql-transport-ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _, err := w.dialWS(t, ctx, "graphql-transport-ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := initWS(ctx, prompt, w.agent1.key); err != nil || m.Type != "connection_ack" {
+		t.Fatalf("init: %+v %v", m, err)
+	}
+	start := time.Now()
+	if code := readUntilClose(ctx, silent); code != 4408 {
+		t.Fatalf("silent connection closed with %d, want 4408", code)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("closed after %v", d)
+	}
+	time.Sleep(400 * time.Millisecond) // past the timeout: the initialised one still works
+	q, _ := json.Marshal(map[string]any{"query": `{ viewer { role } }`})
+	if err := wsjson.Write(ctx, prompt, wsMsg{ID: "q", Type: "subscribe", Payload: q}); err != nil {
+		t.Fatal(err)
+	}
+	var m wsMsg
+	if err := wsjson.Read(ctx, prompt, &m); err != nil || m.Type != "next" {
+		t.Fatalf("after the timeout: %+v %v", m, err)
+	}
+}
+
 // An idle subscription owns no goroutine on the server: a connection is one
 // goroutine (its reader); the subscription's goroutine exists only while it
 // has something to send (issue 4's memory target rests on this). gqlgen's
