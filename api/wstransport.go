@@ -60,6 +60,12 @@ const (
 	closeTooManyInitReqs = 4429
 )
 
+// maxOperations bounds the operations one connection runs at once (an
+// agent needs two: its feed and its target changes): a client cannot make
+// the server hold unbounded subscriptions on one socket. One more is
+// answered with an error (RATE_LIMITED) and not started.
+const maxOperations = 100
+
 // wsTransport is the gqlgen transport for websocket upgrades on /query.
 type wsTransport struct {
 	accept      websocket.AcceptOptions
@@ -294,6 +300,14 @@ func (c *wsConn) start(id string, payload json.RawMessage) bool {
 		c.closeWith(closeDuplicateID, fmt.Sprintf("subscriber for %s already exists", id))
 		return false
 	}
+	if len(c.subs) >= maxOperations {
+		c.mu.Unlock()
+		_ = c.writeMessage("error", id, mustJSON(gqlerror.List{{
+			Message:    fmt.Sprintf("too many operations on one connection (at most %d at once)", maxOperations),
+			Extensions: map[string]any{"code": string(models.KindRateLimited)},
+		}}))
+		return true
+	}
 	ctx, cancel := context.WithCancel(c.opCtx)
 	op := &wsOp{c: c, id: id, cancel: cancel}
 	if c.subs == nil {
@@ -316,11 +330,9 @@ func (c *wsConn) stop(id string) {
 	op.mu.Lock()
 	op.stopped = true
 	op.mu.Unlock()
-	op.cancel()
-	if c.legacy {
-		// subscriptions-transport-ws clients wait for complete after stop.
-		op.finish(true)
-	}
+	// The id is free again at once. subscriptions-transport-ws clients
+	// wait for complete after stop; graphql-transport-ws ones do not.
+	op.finish(c.legacy)
 }
 
 // run parses, validates and dispatches the operation. A subscription whose
@@ -451,7 +463,7 @@ func (op *wsOp) finish(tell bool) {
 	op.mu.Lock()
 	stopped := op.stopped
 	op.mu.Unlock()
-	if tell && (!stopped || op.c.legacy) && op.c.ctx.Err() == nil {
+	if tell && (!stopped || op.c.legacy) && op.c.ctx.Err() == nil { // not after a client's complete
 		_ = op.c.writeMessage("complete", op.id, nil)
 	}
 }

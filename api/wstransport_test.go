@@ -122,10 +122,8 @@ func TestWebsocketProtocolRules(t *testing.T) {
 		send(t, conn, wsMsg{ID: "a", Type: "subscribe", Payload: sub})
 		nextOf(t, conn, "a", "next")
 		send(t, conn, wsMsg{ID: "a", Type: "complete"})
-		// The server forgets "a": the same id starts a new subscription
-		// (after a short while: the stop is asynchronous) rather than
-		// closing the connection with 4409.
-		time.Sleep(200 * time.Millisecond)
+		// The server forgets "a" at once: the same id starts a new
+		// subscription rather than closing the connection with 4409.
 		send(t, conn, wsMsg{ID: "a", Type: "subscribe", Payload: sub})
 		if m := nextOf(t, conn, "a", "next", "error"); m.Type != "next" {
 			t.Fatalf("resubscribed: %s %s", m.Type, m.Payload)
@@ -148,6 +146,34 @@ func TestWebsocketProtocolRules(t *testing.T) {
 		var errs []gqlError
 		if m.Type != "error" || json.Unmarshal(m.Payload, &errs) != nil || len(errs) == 0 || errs[0].Extensions["code"] == nil {
 			t.Fatalf("answer: %s %s", m.Type, m.Payload)
+		}
+	})
+	t.Run("at most 100 operations at once per connection", func(t *testing.T) {
+		conn := open(t, "graphql-transport-ws", true)
+		for i := range 100 {
+			send(t, conn, wsMsg{ID: strconv.Itoa(i), Type: "subscribe", Payload: sub})
+		}
+		running := map[string]bool{} // each running: its desired state arrived
+		for len(running) < 100 {
+			var m wsMsg
+			if err := wsjson.Read(ctx, conn, &m); err != nil {
+				t.Fatalf("with %d running: %v", len(running), err)
+			}
+			if m.Type != "next" {
+				t.Fatalf("got %s %s", m.Type, m.Payload)
+			}
+			running[m.ID] = true
+		}
+		send(t, conn, wsMsg{ID: "one-more", Type: "subscribe", Payload: sub})
+		m := nextOf(t, conn, "one-more", "error", "next")
+		var errs []gqlError
+		if m.Type != "error" || json.Unmarshal(m.Payload, &errs) != nil || len(errs) != 1 || errs[0].Extensions["code"] != "RATE_LIMITED" {
+			t.Fatalf("101st operation: %s %s", m.Type, m.Payload)
+		}
+		send(t, conn, wsMsg{ID: "0", Type: "complete"})
+		send(t, conn, wsMsg{ID: "one-more", Type: "subscribe", Payload: sub})
+		if m := nextOf(t, conn, "one-more", "error", "next"); m.Type != "next" {
+			t.Fatalf("after one ended: %s %s", m.Type, m.Payload)
 		}
 	})
 	t.Run("legacy: stop is answered with complete", func(t *testing.T) {
