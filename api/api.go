@@ -136,7 +136,7 @@ func New(cfg Config) (http.Handler, error) {
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(postTransport{}) // gqlgen's transport.POST, writing the answer without re-encoding it
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	srv.SetErrorPresenter(presenter)
 	srv.SetRecoverFunc(graph.Recover(logger))

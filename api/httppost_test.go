@@ -1,0 +1,70 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/brokkr/brokkr/api"
+)
+
+// The POST transport's contract, as gqlgen's own has it: the media type
+// negotiated from Accept, 400 for a body that is not a GraphQL request, 422
+// (400 under graphql-response+json) for a query that does not parse or
+// validate, 200 otherwise, and a document with errors, data and extensions
+// in that order, the data exactly as the executor encoded it.
+func TestPostTransport(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, api.Config{})
+	do := func(accept, body string) (int, string, map[string]json.RawMessage, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/query", bytes.NewReader([]byte(body)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+w.admin)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := w.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("not JSON: %s", raw)
+		}
+		return resp.StatusCode, resp.Header.Get("Content-Type"), doc, string(raw)
+	}
+	for _, c := range []struct {
+		name, accept, body string
+		status             int
+		contentType        string
+		errors, data       bool
+	}{
+		{"ok", "", `{"query":"{ viewer { role } }"}`, 200, "application/json", false, true},
+		{"ok, wildcard", "*/*", `{"query":"{ viewer { role } }"}`, 200, "application/json", false, true},
+		{"ok, graphql-response+json", "application/graphql-response+json", `{"query":"{ viewer { role } }"}`, 200, "application/graphql-response+json", false, true},
+		{"not a request", "", `{"query":`, 400, "application/json", true, false},
+		{"does not parse", "", `{"query":"{ viewer {"}`, 422, "application/json", true, false},
+		{"does not validate", "", `{"query":"{ noSuchField }"}`, 422, "application/json", true, false},
+		{"does not validate, graphql-response+json", "application/graphql-response+json", `{"query":"{ noSuchField }"}`, 400, "application/graphql-response+json", true, false},
+		{"field error", "", `{"query":"{ stack(id: \"00000000-0000-0000-0000-000000000000\") { id } }"}`, 200, "application/json", true, true},
+	} {
+		status, ct, doc, raw := do(c.accept, c.body)
+		if status != c.status || ct != c.contentType {
+			t.Errorf("%s: %d %s, want %d %s (%s)", c.name, status, ct, c.status, c.contentType, raw)
+		}
+		if _, ok := doc["errors"]; ok != c.errors {
+			t.Errorf("%s: errors present %v, want %v (%s)", c.name, ok, c.errors, raw)
+		}
+		if d, ok := doc["data"]; ok && string(d) != "null" != c.data {
+			t.Errorf("%s: data %s (%s)", c.name, d, raw)
+		}
+		if c.name == "ok" && raw != `{"data":{"viewer":{"role":"ADMIN"}}}` {
+			t.Errorf("ok: %s", raw)
+		}
+	}
+}
