@@ -111,7 +111,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	cfg.defaults()
 	logger := cfg.Logger
-	m := newMetrics()
+	m := newMetrics(cfg.Sessions)
 
 	authn := &auth.Authenticator{DB: cfg.DB, Logger: logger}
 	presenter := graph.ErrorPresenter(logger)

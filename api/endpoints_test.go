@@ -1,11 +1,15 @@
 package api_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/brokkr/brokkr/api"
 )
@@ -41,8 +45,18 @@ func TestEndpoints(t *testing.T) {
 	if code, body := get("/query?"+q.Encode(), http.Header{"Authorization": {"Bearer " + e.admin}}); code != 200 || !strings.Contains(body, `"role":"ADMIN"`) {
 		t.Errorf("GET /query: %d %s", code, body)
 	}
-	// Metrics count what was served.
+	// Metrics count what was served, and the open websockets.
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	ws, _, err := websocket.Dial(wctx, "ws"+strings.TrimPrefix(e.srv.URL, "http")+"/query", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
 	code, body := get("/metrics", nil)
+	if !strings.Contains(body, "brokkr_websocket_connections 1\n") {
+		t.Errorf("/metrics: the open websocket is not counted\n%s", body)
+	}
 	if code != 200 || !strings.Contains(body, `brokkr_http_requests_total{code="200",route="/healthz"} 1`) ||
 		!strings.Contains(body, `brokkr_graphql_operations_total{type="query"} 1`) || !strings.Contains(body, "brokkr_http_request_duration_seconds_bucket") {
 		t.Errorf("/metrics: %d\n%s", code, body)

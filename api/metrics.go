@@ -22,7 +22,7 @@ type metrics struct {
 	errors     *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+func newMetrics(sessions *Sessions) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -31,7 +31,7 @@ func newMetrics() *metrics {
 		}, []string{"route", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "brokkr_http_request_duration_seconds",
-			Help:    "HTTP request latency by route (websockets: connection lifetime).",
+			Help:    "HTTP request latency by route (websockets: until the upgrade; brokkr_websocket_connections counts the open ones).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -43,7 +43,11 @@ func newMetrics() *metrics {
 			Help: "GraphQL errors returned to clients, by extensions.code.",
 		}, []string{"code"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.operations, m.errors,
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "brokkr_websocket_connections",
+		Help: "Open GraphQL websocket connections.",
+	}, func() float64 { return float64(sessions.Count()) })
+	m.reg.MustRegister(m.requests, m.duration, m.operations, m.errors, open,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
