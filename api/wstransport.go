@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,7 +82,11 @@ type wsTransport struct {
 
 var _ graphql.Transport = (*wsTransport)(nil)
 
-func (t *wsTransport) Supports(r *http.Request) bool { return r.Header.Get("Upgrade") != "" }
+// Supports takes websocket upgrades; other requests (another Upgrade too)
+// go to the HTTP transports.
+func (t *wsTransport) Supports(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
 
 // Do upgrades the request and serves the connection on its own goroutine:
 // the HTTP handler returns at once, and with it net/http's connection
