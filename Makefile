@@ -34,7 +34,7 @@ vet:
 
 # Benchmarks run on a cluster with production durability (fsync on).
 bench: deps
-	scripts/with-testpg.sh -durable $(GO) test -run '^$$' -bench . -benchmem ./...
+	GO=$(GO) scripts/with-testpg.sh -durable scripts/bench.sh
 
 generate:
 	$(GO) generate ./...
