@@ -51,12 +51,14 @@ func TestWebsocketKeepAlive(t *testing.T) {
 					}
 				}
 			}
-			// gqlgen's graphql-ws sends one "ka" right after the ack; the
-			// rest come one interval apart (with a tick's jitter).
-			if d := got[3].Sub(got[1]); d < every || d > 2*every+time.Second {
+			// The legacy protocol gets one "ka" right after the ack; the
+			// rest come one interval apart (with a tick's jitter; the upper
+			// bound leaves room for a machine loaded by the parallel race
+			// suite, where one run once took 2.1 s).
+			if d := got[3].Sub(got[1]); d < every || d > 2*every+5*time.Second {
 				t.Fatalf("two keep-alive intervals took %v, want about %v", d, 2*every)
 			}
-			if time.Since(start) > 3*every+time.Second {
+			if time.Since(start) > 3*every+5*time.Second {
 				t.Fatalf("4 keep-alives took %v", time.Since(start))
 			}
 			if tc.proto != "graphql-transport-ws" {
