@@ -175,3 +175,70 @@ func TestDashboardSubscriptionsEndWithTheKey(t *testing.T) {
 		t.Fatalf("deactivated generator subscribing: %v", err)
 	}
 }
+
+// An agent event whose transaction commits long after it began (its
+// created_at is the transaction's start) still reaches live subscribers,
+// however far newer events have moved the feed's cursor meanwhile: the hub
+// does not read past the start of any transaction still running. (With a
+// fixed look-back, 5 s by default and 50 ms here, it was lost.)
+func TestAgentEventCommittedLate(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	f := newFixture(t, db)
+	h, _ := startHub(t, db, feed.Options{PollInterval: 20 * time.Millisecond, EventLookback: 50 * time.Millisecond})
+	s := f.stack(f.generator())
+	a := f.agent(true)
+	var d uuid.UUID
+	f.scan(&d, "SELECT id FROM deployment_objects WHERE sequence_id = ?", f.object(s))
+	ch, err := h.AgentEvents(bg, admin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := func() uuid.UUID {
+		t.Helper()
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				t.Fatal("the subscription ended")
+			}
+			return e.ID
+		case <-time.After(wait):
+			t.Fatal("no event")
+		}
+		return uuid.Nil
+	}
+	insert := "INSERT INTO agent_events (agent_id, deployment_object_id, event_type, status) VALUES (?, ?, 'DEPLOY', ?) RETURNING id"
+
+	tx, err := db.Bun.BeginTx(bg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var late uuid.UUID
+	if err := tx.NewRaw(insert, a, d, "LATE").Scan(bg, &late); err != nil {
+		t.Fatal(err)
+	}
+	// Newer events commit and are delivered while the first is pending,
+	// well past the look-back.
+	for i := range 3 {
+		time.Sleep(150 * time.Millisecond)
+		var id uuid.UUID
+		f.scan(&id, insert, a, d, "SUCCESS")
+		h.Published(bg)
+		if got := recv(); got != id {
+			t.Fatalf("event %d: got %s, want %s", i, got, id)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	h.Published(bg)
+	if got := recv(); got != late {
+		t.Fatalf("got %s, want the late event %s", got, late)
+	}
+	select { // and only once
+	case e := <-ch:
+		t.Fatalf("unexpected event %s", e.ID)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -45,7 +46,7 @@ func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *model
 	initd := h.evInit
 	h.mu.Unlock()
 	var since time.Time
-	var seen []uuid.UUID
+	var seen []seenEvent
 	if !initd {
 		// The first subscriber sets the cursor: events from now on.
 		var err error
@@ -70,8 +71,8 @@ func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *model
 		}
 		if !h.evInit {
 			h.evInit, h.evSince = true, since
-			for _, id := range seen {
-				h.evSeen[id] = since
+			for _, s := range seen {
+				h.evSeen[s.ID] = s.CreatedAt
 			}
 		}
 	}
@@ -134,25 +135,63 @@ func (e *eventSub) match(r *eventRow) bool {
 		(f.Status == nil || *f.Status == r.Status)
 }
 
-// eventCursor is where a first event subscriber starts: now (database
-// clock), with the events already visible inside the lookback marked seen so
-// that only events committed from now on are delivered.
-func (h *Hub) eventCursor(ctx context.Context) (time.Time, []uuid.UUID, error) {
-	var since time.Time
-	if err := h.db.NewRaw("SELECT clock_timestamp()").Scan(ctx, &since); err != nil {
-		return since, nil, fmt.Errorf("feed: reading the clock: %w", err)
+// eventHorizon is the time from which the agent-event feed must read so
+// that no event still to commit is missed: the start of the oldest
+// transaction running in the database (an event's created_at is its
+// transaction's start), or now, less EventLookback as a margin (a starting
+// transaction shows in pg_stat_activity a moment after its start time is
+// fixed); but no further back than EventHorizon. It must be read before the
+// events it bounds: a transaction not running when it is read either
+// committed before (the read that follows sees its events) or starts after.
+// Transactions of roles whose sessions this role may not see are not
+// counted (brokkr's own connections share one role).
+func (h *Hub) eventHorizon(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	var oldest sql.NullTime
+	err := h.db.QueryRowContext(ctx, `SELECT clock_timestamp(), (SELECT min(xact_start) FROM pg_stat_activity
+		 WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid())`).Scan(&now, &oldest)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("feed: reading the oldest running transaction: %w", err)
 	}
-	var ids []uuid.UUID
-	if err := h.db.NewRaw("SELECT id FROM agent_events WHERE created_at > ?", since.Add(-h.opts.EventLookback)).Scan(ctx, &ids); err != nil {
-		return since, nil, fmt.Errorf("feed: reading events: %w", err)
+	from := now
+	if oldest.Valid && oldest.Time.Before(from) {
+		from = oldest.Time
 	}
-	return since, ids, nil
+	from = from.Add(-h.opts.EventLookback)
+	if floor := now.Add(-h.opts.EventHorizon); from.Before(floor) {
+		from = floor
+	}
+	return from, nil
 }
 
-// processEvents reads the agent events created since the newest one seen
-// (minus a lookback for transactions that committed late), skips those
-// already delivered, and dispatches the rest. It does nothing while nobody
-// subscribes.
+// eventCursor is where a first event subscriber starts: the event horizon,
+// with the events already visible from there marked seen, so that only
+// events committed from now on are delivered.
+func (h *Hub) eventCursor(ctx context.Context) (time.Time, []seenEvent, error) {
+	since, err := h.eventHorizon(ctx)
+	if err != nil {
+		return since, nil, err
+	}
+	var seen []seenEvent
+	if err := h.db.NewRaw("SELECT id, created_at FROM agent_events WHERE created_at >= ?", since).Scan(ctx, &seen); err != nil {
+		return since, nil, fmt.Errorf("feed: reading events: %w", err)
+	}
+	return since, seen, nil
+}
+
+// seenEvent is an event already visible when the cursor was set.
+type seenEvent struct {
+	ID        uuid.UUID `bun:"id"`
+	CreatedAt time.Time `bun:"created_at"`
+}
+
+// eventBatch is the most events one poll reads.
+const eventBatch = 10000
+
+// processEvents reads the agent events created since the cursor, skips
+// those already delivered, and dispatches the rest; then it moves the
+// cursor to the event horizon read before them. It does nothing while
+// nobody subscribes.
 func (h *Hub) processEvents(ctx context.Context) error {
 	h.mu.Lock()
 	if len(h.events) == 0 {
@@ -163,17 +202,24 @@ func (h *Hub) processEvents(ctx context.Context) error {
 	}
 	since := h.evSince
 	h.mu.Unlock()
+	next, err := h.eventHorizon(ctx)
+	if err != nil {
+		return err
+	}
 	var rows []*eventRow
-	err := h.db.NewRaw(`SELECT e.id, e.agent_id, e.deployment_object_id, e.event_type, e.status, e.message,
+	err = h.db.NewRaw(`SELECT e.id, e.agent_id, e.deployment_object_id, e.event_type, e.status, e.message,
 	       e.created_at, e.updated_at, d.stack_id, s.generator_id
 	  FROM agent_events e
 	  JOIN deployment_objects d ON d.id = e.deployment_object_id
 	  JOIN stacks s ON s.id = d.stack_id
-	 WHERE e.created_at > ? AND e.deleted_at IS NULL
+	 WHERE e.created_at >= ? AND e.deleted_at IS NULL
 	 ORDER BY e.created_at, e.id
-	 LIMIT 10000`, since.Add(-h.opts.EventLookback)).Scan(ctx, &rows)
+	 LIMIT ?`, since, eventBatch).Scan(ctx, &rows)
 	if err != nil {
 		return fmt.Errorf("feed: reading events: %w", err)
+	}
+	if len(rows) == eventBatch && rows[len(rows)-1].CreatedAt.Before(next) {
+		next = rows[len(rows)-1].CreatedAt // more to read: from the last one read
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -182,9 +228,6 @@ func (h *Hub) processEvents(ctx context.Context) error {
 			continue
 		}
 		h.evSeen[r.ID] = r.CreatedAt
-		if r.CreatedAt.After(h.evSince) {
-			h.evSince = r.CreatedAt
-		}
 		ev := &models.AgentEvent{
 			ID: r.ID, AgentID: r.AgentID, DeploymentObjectID: r.DeploymentObjectID,
 			EventType: r.EventType, Status: r.Status, Message: r.Message,
@@ -201,10 +244,12 @@ func (h *Hub) processEvents(ctx context.Context) error {
 			}
 		}
 	}
-	horizon := h.evSince.Add(-2 * h.opts.EventLookback)
-	for id, t := range h.evSeen {
-		if t.Before(horizon) {
-			delete(h.evSeen, id)
+	if h.evInit && next.After(h.evSince) {
+		h.evSince = next
+		for id, t := range h.evSeen {
+			if t.Before(next) { // never read again
+				delete(h.evSeen, id)
+			}
 		}
 	}
 	return nil

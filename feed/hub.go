@@ -61,10 +61,17 @@ type Options struct {
 	BatchSize int
 	// ReplayConcurrency bounds concurrent replay queries. Default 8.
 	ReplayConcurrency int
-	// EventLookback is how far before the newest agent event seen the event
-	// feed looks again (transactions commit after their created_at).
-	// Default 5s.
+	// EventLookback is the agent-event feed's safety margin: it reads events
+	// created since the start of the oldest transaction still running in the
+	// database, minus this margin (a transaction's created_at is its start,
+	// and it commits later). Default 5s.
 	EventLookback time.Duration
+	// EventHorizon bounds how far back the agent-event feed reads for a
+	// transaction still running: an event whose transaction commits more
+	// than this after it began is missed by live subscribers (queries show
+	// it). It bounds what a forgotten open transaction costs each poll.
+	// Default 1 minute.
+	EventHorizon time.Duration
 	// RoundInterval is the least time between two pump rounds woken by
 	// Published or NOTIFY, so that a burst of writes is read in one batch.
 	// Default 2ms.
@@ -107,6 +114,10 @@ func (o *Options) defaults() {
 	if o.EventLookback <= 0 {
 		o.EventLookback = 5 * time.Second
 	}
+	if o.EventHorizon <= 0 {
+		o.EventHorizon = time.Minute
+	}
+	o.EventHorizon = max(o.EventHorizon, o.EventLookback)
 }
 
 // ErrClosed is returned by subscriptions made after the hub stopped.
@@ -140,8 +151,8 @@ type Hub struct {
 	watchDirty map[uuid.UUID]struct{}            // principals whose key to check
 	wm         int64                             // watermark: highest sequence dispatched
 
-	evSince time.Time               // agent-event cursor (newest created_at seen)
-	evSeen  map[uuid.UUID]time.Time // events delivered within the lookback
+	evSince time.Time               // agent-event cursor: events created at or after it are read
+	evSeen  map[uuid.UUID]time.Time // events delivered (created at or after evSince)
 	evInit  bool
 }
 
