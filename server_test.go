@@ -618,3 +618,20 @@ func TestRotationClosesIdleWebsockets(t *testing.T) {
 	expect4401(adminWS, "admin")
 	expect4401(otherWS, "second admin connection")
 }
+
+// serve's garbage-collector target: 200 unless GOGC is set, which the
+// runtime has applied and serve leaves alone.
+func TestGCPercentDefault(t *testing.T) {
+	t.Setenv("GOGC", "")
+	cfg, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GCPercent != 200 {
+		t.Fatalf("GCPercent %d without GOGC, want 200", cfg.GCPercent)
+	}
+	t.Setenv("GOGC", "100")
+	if cfg, err = loadConfig(); err != nil || cfg.GCPercent != 0 {
+		t.Fatalf("GCPercent %d (%v) with GOGC set, want 0 (left to the runtime)", cfg.GCPercent, err)
+	}
+}
