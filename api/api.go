@@ -135,8 +135,8 @@ func New(cfg Config) (http.Handler, error) {
 		logger:       logger,
 	})
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(postTransport{}) // gqlgen's transport.POST, writing the answer without re-encoding it
+	srv.AddTransport(getTransport{})  // as gqlgen's transport.GET (httptransport.go)
+	srv.AddTransport(postTransport{}) // as gqlgen's transport.POST
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	srv.SetErrorPresenter(presenter)
 	srv.SetRecoverFunc(graph.Recover(logger))

@@ -6,12 +6,20 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/brokkr/brokkr/models"
 )
+
+// The HTTP transports. gqlgen's own (transport.POST, transport.GET) encode
+// the whole answer again and write some bad-request errors without a code;
+// these do neither.
 
 // postTransport serves GraphQL over POST (application/json) as gqlgen's
 // transport.POST does (the same content negotiation and status codes), but
@@ -44,7 +52,7 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	start := graphql.Now()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("could not read the request body")}))
+		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{badRequest("could not read the request body")}))
 		return
 	}
 	var params graphql.RawParams
@@ -52,7 +60,7 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	dec.UseNumber() // variables keep their numbers exact (Int64)
 	if err := dec.Decode(&params); err != nil {
 		w.WriteHeader(http.StatusBadRequest)
-		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("the request body is not a JSON GraphQL request: %v", err)}))
+		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{badRequest("the request body is not a JSON GraphQL request")}))
 		return
 	}
 	params.Headers = r.Header
@@ -74,6 +82,69 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
 	writeResponse(w, responses(ctx))
+}
+
+// getTransport serves GraphQL queries over GET (query, operationName, and
+// variables and extensions as JSON, in the URL), as gqlgen's transport.GET
+// does, with the same answer writing as postTransport, and with a coded
+// error (BAD_USER_INPUT) for bad parameters, which gqlgen's writes bare.
+type getTransport struct{}
+
+var _ graphql.Transport = getTransport{}
+
+func (getTransport) Supports(r *http.Request) bool {
+	return r.Header.Get("Upgrade") == "" && r.Method == http.MethodGet
+}
+
+func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx := r.Context()
+	contentType := responseContentType(r)
+	w.Header().Set("Content-Type", contentType)
+	start := graphql.Now()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{badRequest("the query string is malformed")}))
+		return
+	}
+	params := graphql.RawParams{Query: q.Get("query"), OperationName: q.Get("operationName"), Headers: r.Header}
+	for name, dest := range map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
+		if v := q.Get(name); v != "" {
+			dec := json.NewDecoder(strings.NewReader(v))
+			dec.UseNumber()
+			if err := dec.Decode(dest); err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				writeResponse(w, exec.DispatchError(ctx, gqlerror.List{badRequest(name + " is not a JSON object")}))
+				return
+			}
+		}
+	}
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	rc, errs := exec.CreateOperationContext(ctx, &params)
+	if errs != nil {
+		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
+			if contentType == contentTypeGraphQLResponse {
+				w.WriteHeader(http.StatusBadRequest)
+			} else {
+				w.WriteHeader(http.StatusUnprocessableEntity)
+			}
+		}
+		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
+		return
+	}
+	if rc.Operation.Operation != ast.Query {
+		// A GET must not change anything (a link or a prefetch could send it).
+		w.WriteHeader(http.StatusNotAcceptable)
+		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), gqlerror.List{badRequest("GET requests only allow queries; send mutations with POST")}))
+		return
+	}
+	responses, ctx := exec.DispatchOperation(ctx, rc)
+	writeResponse(w, responses(ctx))
+}
+
+// badRequest is a client error with the stable code of bad input.
+func badRequest(msg string) *gqlerror.Error {
+	return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": string(models.KindInvalid)}}
 }
 
 // responseContentType negotiates the answer's media type from Accept as
