@@ -76,7 +76,7 @@ type wsTransport struct {
 	// long (a stalled or malicious reader) is cut off, so a subscription's
 	// sender never waits on it forever; it resumes with after.
 	writeTimeout time.Duration
-	readLimit    int64
+	readLimit    int64 // Config.MaxBodyBytes: a client message's limit; 0 none
 	logger       *slog.Logger
 }
 
@@ -106,6 +106,8 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 	}
 	if t.readLimit > 0 {
 		conn.SetReadLimit(t.readLimit)
+	} else {
+		conn.SetReadLimit(-1) // the body limit is off (coder/websocket's own default is 32 KiB)
 	}
 	c := &wsConn{
 		conn:   conn,
