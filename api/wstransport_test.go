@@ -435,3 +435,34 @@ func TestStalledWebsocketClientIsCutOffAndResumes(t *testing.T) {
 		}
 	}
 }
+
+// A websocket message larger than the body limit ends the connection (1009,
+// message too big); one within it is served.
+func TestWebsocketMessageLimit(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w := newWorld(t, api.Config{MaxBodyBytes: 4096})
+	conn, _, err := w.dialWS(t, ctx, "graphql-transport-ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := initWS(ctx, conn, w.agent1.key); err != nil || m.Type != "connection_ack" {
+		t.Fatalf("init: %+v %v", m, err)
+	}
+	small, _ := json.Marshal(map[string]any{"query": `{ viewer { role } }`, "variables": map[string]any{"pad": strings.Repeat("x", 3000)}})
+	if err := wsjson.Write(ctx, conn, wsMsg{ID: "s", Type: "subscribe", Payload: small}); err != nil {
+		t.Fatal(err)
+	}
+	var m wsMsg
+	if err := wsjson.Read(ctx, conn, &m); err != nil || m.Type != "next" {
+		t.Fatalf("within the limit: %+v %v", m, err)
+	}
+	big, _ := json.Marshal(map[string]any{"query": `{ viewer { role } }`, "variables": map[string]any{"pad": strings.Repeat("x", 5000)}})
+	if err := wsjson.Write(ctx, conn, wsMsg{ID: "b", Type: "subscribe", Payload: big}); err != nil {
+		t.Fatal(err)
+	}
+	if code := readUntilClose(ctx, conn); code != websocket.StatusMessageTooBig {
+		t.Fatalf("over the limit: closed with %d, want %d", code, websocket.StatusMessageTooBig)
+	}
+}
