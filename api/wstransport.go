@@ -279,6 +279,7 @@ type wsOp struct {
 	c      *wsConn
 	id     string
 	cancel context.CancelFunc
+	sendMu sync.Mutex // held while a result is written (see send)
 
 	mu       sync.Mutex
 	ctx      context.Context         // the operation's, once dispatched
@@ -436,8 +437,19 @@ func (op *wsOp) drain() {
 	}
 }
 
-// send writes one result: next (data in the legacy protocol).
+// send writes one result, next (data in the legacy protocol), unless the
+// operation has ended: a result must not follow the end, where the client
+// may already have reused the id for a new operation. end waits for a send
+// in progress (sendMu).
 func (op *wsOp) send(resp *graphql.Response) error {
+	op.sendMu.Lock()
+	defer op.sendMu.Unlock()
+	op.mu.Lock()
+	done := op.done
+	op.mu.Unlock()
+	if done {
+		return nil
+	}
 	b, err := json.Marshal(resp)
 	if err != nil {
 		return err
@@ -477,13 +489,15 @@ func (op *wsOp) finish(tell bool) {
 
 // end marks the operation done and forgets it; false if it already was.
 func (op *wsOp) end() bool {
+	op.sendMu.Lock() // after a result being written, before any other
 	op.mu.Lock()
-	if op.done {
-		op.mu.Unlock()
-		return false
-	}
+	done := op.done
 	op.done = true
 	op.mu.Unlock()
+	op.sendMu.Unlock()
+	if done {
+		return false
+	}
 	op.cancel()
 	c := op.c
 	c.mu.Lock()
