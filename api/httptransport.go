@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -46,42 +47,17 @@ func (postTransport) Supports(r *http.Request) bool {
 }
 
 func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	ctx := r.Context()
-	contentType := responseContentType(r)
-	w.Header().Set("Content-Type", contentType)
 	start := graphql.Now()
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{badRequest("could not read the request body")}))
-		return
-	}
 	var params graphql.RawParams
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber() // variables keep their numbers exact (Int64)
-	if err := dec.Decode(&params); err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{badRequest("the request body is not a JSON GraphQL request")}))
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		err = decodeJSON(body, &params)
+	}
+	if err != nil {
+		refuse(w, r, exec, http.StatusBadRequest, "the request body is not a JSON GraphQL request")
 		return
 	}
-	params.Headers = r.Header
-	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	rc, errs := exec.CreateOperationContext(ctx, &params)
-	if errs != nil {
-		// A request that cannot run at all (it does not parse or validate):
-		// 422 for application/json, 400 for graphql-response+json, as
-		// gqlgen answers; errors of another kind are answered 200.
-		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
-			if contentType == contentTypeGraphQLResponse {
-				w.WriteHeader(http.StatusBadRequest)
-			} else {
-				w.WriteHeader(http.StatusUnprocessableEntity)
-			}
-		}
-		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
-		return
-	}
-	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeResponse(w, responses(ctx))
+	execute(w, r, exec, &params, start, false)
 }
 
 // getTransport serves GraphQL queries over GET (query, operationName, and
@@ -97,30 +73,34 @@ func (getTransport) Supports(r *http.Request) bool {
 }
 
 func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	ctx := r.Context()
-	contentType := responseContentType(r)
-	w.Header().Set("Content-Type", contentType)
 	start := graphql.Now()
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{badRequest("the query string is malformed")}))
+		refuse(w, r, exec, http.StatusBadRequest, "the query string is malformed")
 		return
 	}
-	params := graphql.RawParams{Query: q.Get("query"), OperationName: q.Get("operationName"), Headers: r.Header}
+	params := graphql.RawParams{Query: q.Get("query"), OperationName: q.Get("operationName")}
 	for name, dest := range map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
-		if v := q.Get(name); v != "" {
-			dec := json.NewDecoder(strings.NewReader(v))
-			dec.UseNumber()
-			if err := dec.Decode(dest); err != nil {
-				w.WriteHeader(http.StatusBadRequest)
-				writeResponse(w, exec.DispatchError(ctx, gqlerror.List{badRequest(name + " is not a JSON object")}))
-				return
-			}
+		if v := q.Get(name); v != "" && decodeJSON([]byte(v), dest) != nil {
+			refuse(w, r, exec, http.StatusBadRequest, name+" is not a JSON object")
+			return
 		}
 	}
+	execute(w, r, exec, &params, start, true)
+}
+
+// execute runs one request for both transports: a request that cannot run
+// at all (it does not parse or validate) is answered 422 under
+// application/json and 400 under graphql-response+json, as gqlgen answers
+// (errors of another kind, 200); with queriesOnly (GET) anything but a
+// query is refused, 406: a link or a prefetch must not change anything.
+func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, start time.Time, queriesOnly bool) {
+	ctx := r.Context()
+	contentType := responseContentType(r)
+	w.Header().Set("Content-Type", contentType)
+	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	rc, errs := exec.CreateOperationContext(ctx, &params)
+	rc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
 			if contentType == contentTypeGraphQLResponse {
@@ -132,19 +112,28 @@ func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
 		return
 	}
-	if rc.Operation.Operation != ast.Query {
-		// A GET must not change anything (a link or a prefetch could send it).
-		w.WriteHeader(http.StatusNotAcceptable)
-		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), gqlerror.List{badRequest("GET requests only allow queries; send mutations with POST")}))
+	if queriesOnly && rc.Operation.Operation != ast.Query {
+		refuse(w, r, exec, http.StatusNotAcceptable, "GET requests only allow queries; send mutations with POST")
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
 	writeResponse(w, responses(ctx))
 }
 
-// badRequest is a client error with the stable code of bad input.
-func badRequest(msg string) *gqlerror.Error {
-	return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": string(models.KindInvalid)}}
+// refuse answers a request that is not a GraphQL request it can run, with
+// the stable code of bad input.
+func refuse(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, status int, msg string) {
+	w.Header().Set("Content-Type", responseContentType(r))
+	w.WriteHeader(status)
+	writeResponse(w, exec.DispatchError(r.Context(), gqlerror.List{{Message: msg, Extensions: map[string]any{"code": string(models.KindInvalid)}}}))
+}
+
+// decodeJSON decodes a request's JSON as gqlgen's transports do: numbers
+// stay exact (json.Number), so Int64 variables keep every digit.
+func decodeJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec.Decode(v)
 }
 
 // responseContentType negotiates the answer's media type from Accept as

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -352,9 +351,7 @@ func (op *wsOp) run(ctx context.Context, payload json.RawMessage) {
 	start := graphql.Now()
 	ctx = graphql.StartOperationTrace(ctx)
 	var params graphql.RawParams
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber() // variables keep their numbers exact (Int64), as gqlgen's transports do
-	if err := dec.Decode(&params); err != nil {
+	if err := decodeJSON(payload, &params); err != nil {
 		op.fail(gqlerror.List{{Message: "invalid JSON in the operation payload", Extensions: map[string]any{"code": string(models.KindInvalid)}}})
 		return
 	}
