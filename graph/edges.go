@@ -135,26 +135,28 @@ func targetConnection(all []*models.AgentTarget, err error, first *int, after *s
 	return agentTargetConnection(p), nil
 }
 
-// targetedStacks pages the stacks behind a target list: the page's stacks
-// load in one batch.
+// targetedStacks pages the stacks behind a target list.
 func (l *Loaders) targetedStacks(ctx context.Context, all []*models.AgentTarget, err error, first *int, after *string) (*models.StackConnection, error) {
+	p, err := behindTargets(l, all, err, first, after, func(t *models.AgentTarget) (*models.Stack, error) { return l.targetStack(ctx, t) })
 	if err != nil {
 		return nil, err
 	}
-	p, err := slicePage(all, targetID, first, after)
-	if err != nil {
-		return nil, err
-	}
-	register(l, p.Nodes)
-	stacks, err := mapPage(p, func(t *models.AgentTarget) (*models.Stack, error) { return l.targetStack(ctx, t) })
-	if err != nil {
-		return nil, err
-	}
-	return stackConnection(stacks), nil
+	return stackConnection(p), nil
 }
 
 // targetingAgents pages the agents behind a target list.
 func (l *Loaders) targetingAgents(ctx context.Context, all []*models.AgentTarget, err error, first *int, after *string) (*models.AgentConnection, error) {
+	p, err := behindTargets(l, all, err, first, after, func(t *models.AgentTarget) (*models.Agent, error) { return l.targetAgent(ctx, t) })
+	if err != nil {
+		return nil, err
+	}
+	return agentConnection(p), nil
+}
+
+// behindTargets pages a target list (err: loading it failed) and loads the
+// row behind each target of the page; the page's targets form a cohort, so
+// their rows load in one batch.
+func behindTargets[T any](l *Loaders, all []*models.AgentTarget, err error, first *int, after *string, load func(*models.AgentTarget) (*T, error)) (*models.Page[T], error) {
 	if err != nil {
 		return nil, err
 	}
@@ -163,9 +165,5 @@ func (l *Loaders) targetingAgents(ctx context.Context, all []*models.AgentTarget
 		return nil, err
 	}
 	register(l, p.Nodes)
-	agents, err := mapPage(p, func(t *models.AgentTarget) (*models.Agent, error) { return l.targetAgent(ctx, t) })
-	if err != nil {
-		return nil, err
-	}
-	return agentConnection(agents), nil
+	return mapPage(p, load)
 }
