@@ -266,6 +266,45 @@ func (c *wsClient) readErr() (map[string]any, error) {
 
 const feedSub = `subscription($after: Int64) { agentDeploymentObjects(after: $after) { sequenceId yamlContent isDeletionMarker } }`
 
+// subscribeFeed subscribes to the agent's feed, resuming after the given
+// sequence if one is given.
+func (c *wsClient) subscribeFeed(after ...int64) {
+	c.t.Helper()
+	vars := map[string]any{}
+	if len(after) > 0 {
+		vars["after"] = after[0]
+	}
+	c.send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": feedSub, "variables": vars}})
+}
+
+// closed reads, from now on on its own goroutine, until the server closes
+// the connection, and then yields the close code.
+func (c *wsClient) closed() <-chan websocket.StatusCode {
+	code := make(chan websocket.StatusCode, 1)
+	go func() {
+		for {
+			if _, err := c.readErr(); err != nil {
+				code <- websocket.CloseStatus(err)
+				return
+			}
+		}
+	}()
+	return code
+}
+
+// expectClose waits for the close code from closed.
+func expectClose(t *testing.T, closed <-chan websocket.StatusCode, want websocket.StatusCode, within time.Duration, who string) {
+	t.Helper()
+	select {
+	case code := <-closed:
+		if code != want {
+			t.Fatalf("%s: websocket closed with %v, want %v", who, code, want)
+		}
+	case <-time.After(within):
+		t.Fatalf("%s: websocket still open after %v", who, within)
+	}
+}
+
 // nextObject reads the next agentDeploymentObjects payload.
 func (c *wsClient) nextObject() (seq int64, content string) {
 	c.t.Helper()
@@ -416,7 +455,7 @@ func TestTwoReplicasFanOut(t *testing.T) {
 	w := makeWorld(t, a.base, admin)
 
 	ws := dialWS(t, b.base, w.agentKey)
-	ws.send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": feedSub}})
+	ws.subscribeFeed()
 	seq := submit(t, a.base, w.genKey, w.stackID, "kind: ConfigMap\nname: one\n")
 	got, content := ws.nextObject()
 	if got != seq || !strings.Contains(content, "name: one") {
@@ -439,31 +478,16 @@ func TestSigtermClosesWebsocketsAndResumeAfterRestart(t *testing.T) {
 	w := makeWorld(t, p.base, admin)
 
 	ws := dialWS(t, p.base, w.agentKey)
-	ws.send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": feedSub}})
+	ws.subscribeFeed()
 	first := submit(t, p.base, w.genKey, w.stackID, "n: 1\n")
 	if got, _ := ws.nextObject(); got != first {
 		t.Fatalf("got seq %d, want %d", got, first)
 	}
 
-	closed := make(chan websocket.StatusCode, 1)
-	go func() {
-		for {
-			if _, err := ws.readErr(); err != nil {
-				closed <- websocket.CloseStatus(err)
-				return
-			}
-		}
-	}()
+	closed := ws.closed()
 	took := p.stop(15 * time.Second)
-	select {
-	case code := <-closed:
-		// 1012 (service restart) is a code graphql-ws clients retry on.
-		if code != websocket.StatusServiceRestart {
-			t.Fatalf("websocket closed with %v, want 1012 (service restart)", code)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("websocket not closed by shutdown")
-	}
+	// 1012 (service restart) is a code graphql-ws clients retry on.
+	expectClose(t, closed, websocket.StatusServiceRestart, 5*time.Second, "shutdown")
 	t.Logf("shutdown took %v", took)
 
 	// While the broker is down, nothing can be submitted through it; write
@@ -475,7 +499,7 @@ func TestSigtermClosesWebsocketsAndResumeAfterRestart(t *testing.T) {
 
 	p3 := startBrokkr(t, env, "serve")
 	ws3 := dialWS(t, p3.base, w.agentKey)
-	ws3.send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": feedSub, "variables": map[string]any{"after": first}}})
+	ws3.subscribeFeed(first)
 	for _, want := range []int64{s2, s3} {
 		if got, _ := ws3.nextObject(); got != want {
 			t.Fatalf("resume after %d: got seq %d, want %d", first, got, want)
@@ -498,34 +522,19 @@ func TestKeyRotationClosesWebsocketsOnEveryReplica(t *testing.T) {
 	w := makeWorld(t, a.base, admin)
 
 	ws := dialWS(t, b.base, w.agentKey)
-	ws.send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": feedSub}})
+	ws.subscribeFeed()
 	seq := submit(t, a.base, w.genKey, w.stackID, "n: 1\n")
 	if got, _ := ws.nextObject(); got != seq {
 		t.Fatalf("got seq %d, want %d", got, seq)
 	}
-	closed := make(chan websocket.StatusCode, 1)
-	go func() {
-		for {
-			if _, err := ws.readErr(); err != nil {
-				closed <- websocket.CloseStatus(err)
-				return
-			}
-		}
-	}()
+	closed := ws.closed()
 	var r struct {
 		RotateAgentKey struct {
 			APIKey string `json:"apiKey"`
 		}
 	}
 	gql(t, a.base, admin, `mutation($id: ID!) { rotateAgentKey(id: $id) { apiKey } }`, map[string]any{"id": w.agentID}, &r)
-	select {
-	case code := <-closed:
-		if code != 4401 {
-			t.Fatalf("websocket closed with %v, want 4401", code)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("websocket of the rotated key still open on the other replica")
-	}
+	expectClose(t, closed, 4401, 10*time.Second, "the rotated key's websocket on the other replica")
 
 	// The old key cannot open a new connection; the new one can, and resumes.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -549,7 +558,7 @@ func TestKeyRotationClosesWebsocketsOnEveryReplica(t *testing.T) {
 		}
 	}
 	ws2 := dialWS(t, b.base, r.RotateAgentKey.APIKey)
-	ws2.send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": feedSub, "variables": map[string]any{"after": seq}}})
+	ws2.subscribeFeed(seq)
 	seq2 := submit(t, a.base, w.genKey, w.stackID, "n: 2\n")
 	if got, _ := ws2.nextObject(); got != seq2 {
 		t.Fatalf("after rotation: got seq %d, want %d", got, seq2)
@@ -573,37 +582,13 @@ func TestRotationClosesIdleWebsockets(t *testing.T) {
 	}
 	gql(t, a.base, admin, `mutation { createGenerator(input: {name: "idle"}) { apiKey generator { id } } }`, nil, &g)
 
-	closedWith := func(ws *wsClient) <-chan websocket.StatusCode {
-		c := make(chan websocket.StatusCode, 1)
-		go func() {
-			for {
-				if _, err := ws.readErr(); err != nil {
-					c <- websocket.CloseStatus(err)
-					return
-				}
-			}
-		}()
-		return c
-	}
-	expect4401 := func(c <-chan websocket.StatusCode, who string) {
-		t.Helper()
-		select {
-		case code := <-c:
-			if code != 4401 {
-				t.Fatalf("%s: websocket closed with %v, want 4401", who, code)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: websocket still open after its key was rotated", who)
-		}
-	}
-
-	adminWS := closedWith(dialWS(t, b.base, admin))
-	genWS := closedWith(dialWS(t, b.base, g.CreateGenerator.APIKey))
-	otherWS := closedWith(dialWS(t, b.base, admin))
+	adminWS := dialWS(t, b.base, admin).closed()
+	genWS := dialWS(t, b.base, g.CreateGenerator.APIKey).closed()
+	otherWS := dialWS(t, b.base, admin).closed()
 
 	gql(t, a.base, admin, `mutation($id: ID!) { rotateGeneratorKey(id: $id) { apiKey } }`,
 		map[string]any{"id": g.CreateGenerator.Generator.ID}, &struct{}{})
-	expect4401(genWS, "generator")
+	expectClose(t, genWS, 4401, 10*time.Second, "generator")
 	select {
 	case code := <-adminWS:
 		t.Fatalf("admin websocket closed (%v) by a generator's rotation", code)
@@ -615,8 +600,8 @@ func TestRotationClosesIdleWebsockets(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("admin rotate-key: %v\n%s", err, out)
 	}
-	expect4401(adminWS, "admin")
-	expect4401(otherWS, "second admin connection")
+	expectClose(t, adminWS, 4401, 10*time.Second, "admin")
+	expectClose(t, otherWS, 4401, 10*time.Second, "second admin connection")
 }
 
 // serve's garbage-collector target: 200 unless GOGC is set, which the
