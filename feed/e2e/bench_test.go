@@ -30,14 +30,7 @@ import (
 // memory per connection (server and client sides together: both run in this
 // process).
 func BenchmarkWebsocketFanout(b *testing.B) {
-	sizes := []int{1000}
-	if s := os.Getenv("FEED_WS_BENCH_SIZES"); s != "" {
-		sizes = nil
-		for _, f := range strings.Split(s, ",") {
-			n, _ := strconv.Atoi(f)
-			sizes = append(sizes, n)
-		}
-	}
+	sizes := benchSizes(1000)
 	queries := []struct{ name, q string }{
 		// The object's own fields: the feed and the transport.
 		{"flat", `subscription($after: Int64) { agentDeploymentObjects(after: $after) { id sequenceId isDeletionMarker yamlContent yamlChecksum } }`},
@@ -60,22 +53,7 @@ func benchWebsocketFanout(b *testing.B, n int, query string) {
 			b.Fatalf("%s: %v", q, err)
 		}
 	}
-	var stack string
-	if err := db.Bun.NewRaw(`WITH g AS (INSERT INTO generators (name) VALUES ('bench') RETURNING id)
-	    INSERT INTO stacks (name, generator_id) SELECT 'bench', id FROM g RETURNING id::text`).Scan(ctx, &stack); err != nil {
-		b.Fatal(err)
-	}
-	keys := make([]string, n)
-	hashes := make([]string, n)
-	for i := range keys {
-		var err error
-		if keys[i], hashes[i], err = apikey.New("agent"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	exec(`INSERT INTO agents (name, cluster_name, status, pak_hash)
-	      SELECT 'bench-' || i, 'c', 'ACTIVE', h FROM unnest(?::text[]) WITH ORDINALITY AS t(h, i)`, pgArray(hashes))
-	exec(`INSERT INTO agent_targets (agent_id, stack_id) SELECT id, ? FROM agents`, stack)
+	stack, keys := seedAgents(b, db, n)
 
 	s := startServer(b, db, feed.Options{})
 	runtime.GC()
@@ -173,3 +151,45 @@ func waitAll(b *testing.B, wg *sync.WaitGroup) {
 
 // pgArray is a text[] literal.
 func pgArray(ss []string) string { return "{" + strings.Join(ss, ",") + "}" }
+
+// benchSizes is the subscriber counts to run: FEED_WS_BENCH_SIZES
+// (comma-separated), else def.
+func benchSizes(def ...int) []int {
+	s := os.Getenv("FEED_WS_BENCH_SIZES")
+	if s == "" {
+		return def
+	}
+	var sizes []int
+	for _, f := range strings.Split(s, ",") {
+		n, _ := strconv.Atoi(f)
+		sizes = append(sizes, n)
+	}
+	return sizes
+}
+
+// seedAgents makes one stack and n ACTIVE agents targeting it, and returns
+// the stack and the agents' keys.
+func seedAgents(b *testing.B, db *dbtest.DB, n int) (stack string, keys []string) {
+	ctx := context.Background()
+	if err := db.Bun.NewRaw(`WITH g AS (INSERT INTO generators (name) VALUES ('bench') RETURNING id)
+	    INSERT INTO stacks (name, generator_id) SELECT 'bench', id FROM g RETURNING id::text`).Scan(ctx, &stack); err != nil {
+		b.Fatal(err)
+	}
+	keys = make([]string, n)
+	hashes := make([]string, n)
+	for i := range keys {
+		var err error
+		if keys[i], hashes[i], err = apikey.New("agent"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	exec := func(q string, arg any) {
+		if _, err := db.Bun.ExecContext(ctx, q, arg); err != nil {
+			b.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`INSERT INTO agents (name, cluster_name, status, pak_hash)
+	      SELECT 'bench-' || i, 'c', 'ACTIVE', h FROM unnest(?::text[]) WITH ORDINALITY AS t(h, i)`, pgArray(hashes))
+	exec(`INSERT INTO agent_targets (agent_id, stack_id) SELECT id, ? FROM agents`, stack)
+	return stack, keys
+}

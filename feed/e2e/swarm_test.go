@@ -21,7 +21,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 
-	"github.com/brokkr/brokkr/apikey"
 	"github.com/brokkr/brokkr/dbtest"
 	"github.com/brokkr/brokkr/feed"
 )
@@ -131,14 +130,7 @@ func swarm() int {
 // committed one at a time (the next 100 ms after every client has the last),
 // or with FEED_WS_PACE every PACE, whatever the delivery.
 func BenchmarkWebsocketServerSide(b *testing.B) {
-	sizes := []int{1000, 10000}
-	if s := os.Getenv("FEED_WS_BENCH_SIZES"); s != "" {
-		sizes = nil
-		for _, f := range strings.Split(s, ",") {
-			n, _ := strconv.Atoi(f)
-			sizes = append(sizes, n)
-		}
-	}
+	sizes := benchSizes(1000, 10000)
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) { benchServerSide(b, n) })
 	}
@@ -153,22 +145,7 @@ func benchServerSide(b *testing.B, n int) {
 			b.Fatalf("%s: %v", q, err)
 		}
 	}
-	var stack string
-	if err := db.Bun.NewRaw(`WITH g AS (INSERT INTO generators (name) VALUES ('bench') RETURNING id)
-	    INSERT INTO stacks (name, generator_id) SELECT 'bench', id FROM g RETURNING id::text`).Scan(ctx, &stack); err != nil {
-		b.Fatal(err)
-	}
-	keys := make([]string, n)
-	hashes := make([]string, n)
-	for i := range keys {
-		var err error
-		if keys[i], hashes[i], err = apikey.New("agent"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	run(`INSERT INTO agents (name, cluster_name, status, pak_hash)
-	      SELECT 'bench-' || i, 'c', 'ACTIVE', h FROM unnest(?::text[]) WITH ORDINALITY AS t(h, i)`, pgArray(hashes))
-	run(`INSERT INTO agent_targets (agent_id, stack_id) SELECT id, ? FROM agents`, stack)
+	stack, keys := seedAgents(b, db, n)
 	keyFile := b.TempDir() + "/keys"
 	if err := os.WriteFile(keyFile, []byte(strings.Join(keys, "\n")), 0o600); err != nil {
 		b.Fatal(err)
