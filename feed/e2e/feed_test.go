@@ -47,12 +47,7 @@ func TestAgentFeedOverWebsocket(t *testing.T) {
 			_ = c.conn.CloseNow()
 
 			missed := []int64{w.object(s1), w.object(s2)}
-			c = dial(t, s, a.key, proto)
-			c.subscribe("f", feedQuery, feedVars(ptr(last)))
-			equal(t, c.seqs("f", 2), missed)
-			live := w.object(s2)
-			equal(t, c.seqs("f", 1), []int64{live})
-			c.quiet("f", 300*time.Millisecond)
+			dial(t, s, a.key, proto).resumes("f", last, missed, func() int64 { return w.object(s2) })
 		})
 	}
 }
@@ -79,12 +74,7 @@ func TestRestartBetweenObjects(t *testing.T) {
 	s2 := startServer(t, db, feed.Options{})
 	w.s = s2
 	missed := []int64{w.object(st), w.object(st)}
-	c = dial(t, s2, a.key, transportWS)
-	c.subscribe("f", feedQuery, feedVars(ptr(first)))
-	equal(t, c.seqs("f", 2), missed)
-	live := w.object(st)
-	equal(t, c.seqs("f", 1), []int64{live})
-	c.quiet("f", 300*time.Millisecond)
+	dial(t, s2, a.key, transportWS).resumes("f", first, missed, func() int64 { return w.object(st) })
 }
 
 // Two replicas on one database: mutations sent to one reach subscribers of

@@ -310,6 +310,18 @@ func (c *ws) seqs(id string, n int) []int64 {
 	return out
 }
 
+// resumes subscribes id to the agent's feed after a sequence and checks
+// the seam: exactly the missed objects, then the one newObject commits
+// live, then nothing more (no duplicate).
+func (c *ws) resumes(id string, after int64, missed []int64, newObject func() int64) {
+	c.t.Helper()
+	c.subscribe(id, feedQuery, feedVars(ptr(after)))
+	equal(c.t, c.seqs(id, len(missed)), missed)
+	live := newObject()
+	equal(c.t, c.seqs(id, 1), []int64{live})
+	c.quiet(id, 300*time.Millisecond)
+}
+
 // quiet asserts nothing arrives for id within d.
 func (c *ws) quiet(id string, d time.Duration) {
 	c.t.Helper()
