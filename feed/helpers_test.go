@@ -131,6 +131,27 @@ var (
 	bg    = context.Background()
 )
 
+// feedOf is the agent's own feed (after as in DESIGN §5), made with the
+// background context.
+func feedOf(t testing.TB, h *feed.Hub, agent uuid.UUID, after *int64) <-chan *models.DeploymentObject {
+	t.Helper()
+	ch, err := h.AgentDeploymentObjects(bg, agentScope(agent), uuid.Nil, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// targetChangesOf is the agent's own target changes.
+func targetChangesOf(t testing.TB, h *feed.Hub, agent uuid.UUID) <-chan *models.AgentTargetChange {
+	t.Helper()
+	ch, err := h.AgentTargetChanges(bg, agentScope(agent), uuid.Nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
 func agentScope(id uuid.UUID) models.Scope { return models.Scope{Role: models.RoleAgent, AgentID: id} }
 
 func ptr[T any](v T) *T { return &v }

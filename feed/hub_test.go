@@ -31,10 +31,7 @@ func TestAgentFeedDesiredStateThenLive(t *testing.T) {
 	l1 := f.object(s1)
 	f.object(other)
 
-	ch, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := feedOf(t, h, a, nil)
 	equal(t, recvN(t, ch, 2, wait), []int64{l2, l1})
 
 	f.object(other)
@@ -122,10 +119,7 @@ func TestAgentFeedResumeAfter(t *testing.T) {
 	var marker int64
 	f.scan(&marker, "SELECT sequence_id FROM deployment_objects WHERE stack_id = ? AND is_deletion_marker", s1)
 
-	ch, err = h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(first))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch = feedOf(t, h, a, ptr(first))
 	equal(t, recvN(t, ch, 2, wait), []int64{m1, marker})
 	live := f.object(s2)
 	h.Published(bg)
@@ -147,10 +141,7 @@ func TestOrderingTwoTransactions(t *testing.T) {
 	f.target(a, s)
 	base := f.object(s)
 
-	live, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	live := feedOf(t, h, a, nil)
 	equal(t, recvN(t, live, 1, wait), []int64{base})
 	waitAnnounced(t, f, a, 1)
 
@@ -195,10 +186,7 @@ func TestOrderingTwoTransactions(t *testing.T) {
 	}
 	equal(t, recvN(t, live, 2, wait), []int64{seqA, b})
 	for _, from := range []int64{0, base, seqA} {
-		ch, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(from))
-		if err != nil {
-			t.Fatal(err)
-		}
+		ch := feedOf(t, h, a, ptr(from))
 		var want []int64
 		for _, q := range []int64{base, seqA, b} {
 			if q > from {
@@ -220,14 +208,8 @@ func TestTargetAddRemove(t *testing.T) {
 	f.target(a, s1)
 	l2 := f.object(s2)
 
-	ch, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changes, err := h.AgentTargetChanges(bg, agentScope(a), uuid.Nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := feedOf(t, h, a, nil)
+	changes := targetChangesOf(t, h, a)
 	quiet(t, ch, 100*time.Millisecond)
 
 	// A new target delivers the stack's latest object at once.
@@ -330,10 +312,7 @@ func TestTargetAddedWhileAway(t *testing.T) {
 	closedWithin(t, ch, wait)
 
 	// Announced and acknowledged: the next resume does not repeat it.
-	ch, err = h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(cur))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch = feedOf(t, h, a, ptr(cur))
 	quiet(t, ch, 300*time.Millisecond)
 	n := f.object(s2)
 	h.Published(bg)
@@ -344,10 +323,7 @@ func TestTargetAddedWhileAway(t *testing.T) {
 	s3 := f.stack(w.generator)
 	o3a, o3b := f.object(s3), f.object(s3)
 	f.target(a, s3)
-	ch2, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(n))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch2 := feedOf(t, h, a, ptr(n))
 	got := recvN(t, ch2, 2, wait)
 	equal(t, got, []int64{o3a, o3b})
 	quiet(t, ch2, 300*time.Millisecond)
@@ -386,10 +362,7 @@ func TestNewTargetObjectLostWithConnectionIsDeliveredAgain(t *testing.T) {
 	cancel()
 	closedWithin(t, ch, wait)
 
-	ch, err = h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(n))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch = feedOf(t, h, a, ptr(n))
 	quiet(t, ch, 300*time.Millisecond)
 }
 
@@ -420,10 +393,7 @@ func TestObjectsCarryTheirStack(t *testing.T) {
 	a := f.agent(true)
 	f.target(a, s)
 	f.object(s)
-	ch, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := feedOf(t, h, a, nil)
 	for i, marker := range []bool{false, true} {
 		if marker {
 			f.exec("UPDATE stacks SET deleted_at = now() WHERE id = ?", s)

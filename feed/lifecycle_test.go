@@ -29,10 +29,7 @@ func TestInactiveThenActive(t *testing.T) {
 	f.target(a, s1)
 	f.target(a, s2)
 	l1 := f.object(s1)
-	ch, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := feedOf(t, h, a, nil)
 	l2 := f.object(s2)
 	h.Published(bg)
 	quiet(t, ch, 500*time.Millisecond)
@@ -64,14 +61,8 @@ func TestRevocationClosesSubscriptions(t *testing.T) {
 	f.target(a, s)
 	seq := f.object(s)
 
-	ch, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changes, err := h.AgentTargetChanges(bg, agentScope(a), uuid.Nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := feedOf(t, h, a, nil)
+	changes := targetChangesOf(t, h, a)
 	equal(t, recvN(t, ch, 1, wait), []int64{seq})
 	time.Sleep(100 * time.Millisecond)
 
@@ -88,10 +79,7 @@ func TestRevocationClosesSubscriptions(t *testing.T) {
 	}
 
 	// The agent reconnects with its new key.
-	ch, err = h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(seq))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch = feedOf(t, h, a, ptr(seq))
 	n := f.object(s)
 	h.Published(bg)
 	equal(t, recvN(t, ch, 1, wait), []int64{n})
@@ -115,14 +103,8 @@ func TestSlowSubscriberCutOff(t *testing.T) {
 	slow, fast := f.agent(true), f.agent(true)
 	f.target(slow, s)
 	f.target(fast, s)
-	slowCh, err := h.AgentDeploymentObjects(bg, agentScope(slow), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fastCh, err := h.AgentDeploymentObjects(bg, agentScope(fast), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	slowCh := feedOf(t, h, slow, nil)
+	fastCh := feedOf(t, h, fast, nil)
 	time.Sleep(200 * time.Millisecond)
 	var want []int64
 	var got []int64
@@ -141,10 +123,7 @@ func TestSlowSubscriberCutOff(t *testing.T) {
 		t.Fatalf("slow subscriber got %v before the cut, want its 4 buffered", slowGot)
 	}
 	equal(t, slowGot, want[:4])
-	resumed, err := h.AgentDeploymentObjects(bg, agentScope(slow), uuid.Nil, ptr(slowGot[3]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resumed := feedOf(t, h, slow, ptr(slowGot[3]))
 	equal(t, recvN(t, resumed, 16, wait), want[4:])
 }
 
@@ -161,10 +140,7 @@ func TestListenerKilled(t *testing.T) {
 	s := f.stack(g)
 	a := f.agent(true)
 	f.target(a, s)
-	ch, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := feedOf(t, h, a, nil)
 	time.Sleep(200 * time.Millisecond)
 	first := f.object(s)
 	other.Published(bg)
@@ -201,10 +177,7 @@ func TestTwoHubs(t *testing.T) {
 	s := f.stack(g)
 	a := f.agent(true)
 	f.target(a, s)
-	ch, err := h2.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := feedOf(t, h2, a, nil)
 	time.Sleep(200 * time.Millisecond)
 	for i := 0; i < 3; i++ {
 		seq := f.object(s)
@@ -229,18 +202,12 @@ func TestRestartBetweenObjects(t *testing.T) {
 	s := f.stack(g)
 	a := f.agent(true)
 	f.target(a, s)
-	ch, err := h1.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := feedOf(t, h1, a, nil)
 	time.Sleep(100 * time.Millisecond)
 	first := f.object(s)
 	h1.Published(bg)
 	equal(t, recvN(t, ch, 1, wait), []int64{first})
-	changes, err := h1.AgentTargetChanges(bg, agentScope(a), uuid.Nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	changes := targetChangesOf(t, h1, a)
 	events, err := h1.AgentEvents(bg, admin, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -260,10 +227,7 @@ func TestRestartBetweenObjects(t *testing.T) {
 	missed := []int64{f.object(s), f.object(s)}
 
 	h2, _ := startHub(t, db, feed.Options{})
-	ch, err = h2.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, ptr(first))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch = feedOf(t, h2, a, ptr(first))
 	equal(t, recvN(t, ch, 2, wait), missed)
 	quiet(t, ch, 300*time.Millisecond)
 }
@@ -281,10 +245,7 @@ func TestStackDeleteMarker(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		a := f.agent(true)
 		f.target(a, s)
-		ch, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ch := feedOf(t, h, a, nil)
 		recvN(t, ch, 1, wait)
 		chans = append(chans, ch)
 	}
