@@ -50,15 +50,23 @@ func newBatchFixture(e *env) *batchFixture {
 	return f
 }
 
+// inOneStatement runs f, which must succeed with exactly one SQL statement.
+func inOneStatement[T any](e *env, name string, f func() (T, error)) T {
+	e.t.Helper()
+	var v T
+	var err error
+	if n := e.statements(func() { v, err = f() }); err != nil || n != 1 {
+		e.t.Fatalf("%s: %d statements, error %v; want 1 statement", name, n, err)
+	}
+	return v
+}
+
 func TestBatchPagesAreOneStatement(t *testing.T) {
 	e := setup(t)
 	f := newBatchFixture(e)
-	var stackPages map[uuid.UUID]*models.Page[models.Stack]
-	if n := e.statements(func() {
-		stackPages = must[map[uuid.UUID]*models.Page[models.Stack]](t)(models.StacksByGenerators(e.ctx, e.db, admin, f.gens, nil, models.ListArgs{First: ptr(2)}))
-	}); n != 1 {
-		t.Fatalf("StacksByGenerators ran %d statements", n)
-	}
+	stackPages := inOneStatement(e, "StacksByGenerators", func() (map[uuid.UUID]*models.Page[models.Stack], error) {
+		return models.StacksByGenerators(e.ctx, e.db, admin, f.gens, nil, models.ListArgs{First: ptr(2)})
+	})
 	for _, g := range f.gens {
 		p, want := stackPages[g], f.stacks[g]
 		if p == nil {
@@ -94,12 +102,9 @@ func TestBatchPagesAreOneStatement(t *testing.T) {
 	for _, g := range f.gens {
 		allStacks = append(allStacks, f.stacks[g]...)
 	}
-	var objPages map[uuid.UUID]*models.Page[models.DeploymentObject]
-	if n := e.statements(func() {
-		objPages = must[map[uuid.UUID]*models.Page[models.DeploymentObject]](t)(models.DeploymentObjectsByStacks(e.ctx, e.db, admin, allStacks, nil, models.ListArgs{First: ptr(3)}))
-	}); n != 1 {
-		t.Fatalf("DeploymentObjectsByStacks ran %d statements", n)
-	}
+	objPages := inOneStatement(e, "DeploymentObjectsByStacks", func() (map[uuid.UUID]*models.Page[models.DeploymentObject], error) {
+		return models.DeploymentObjectsByStacks(e.ctx, e.db, admin, allStacks, nil, models.ListArgs{First: ptr(3)})
+	})
 	for _, s := range allStacks {
 		p, want := objPages[s], f.objects[s]
 		if p.TotalCount != len(want) || len(p.Nodes) != min(3, len(want)) || p.HasNextPage != (len(want) > 3) {
@@ -112,24 +117,18 @@ func TestBatchPagesAreOneStatement(t *testing.T) {
 		}
 	}
 
-	var evPages map[uuid.UUID]*models.Page[models.AgentEvent]
-	if n := e.statements(func() {
-		evPages = must[map[uuid.UUID]*models.Page[models.AgentEvent]](t)(models.EventsByDeploymentObjects(e.ctx, e.db, admin, f.allObjs, nil, models.ListArgs{First: ptr(1)}))
-	}); n != 1 {
-		t.Fatalf("EventsByDeploymentObjects ran %d statements", n)
-	}
+	evPages := inOneStatement(e, "EventsByDeploymentObjects", func() (map[uuid.UUID]*models.Page[models.AgentEvent], error) {
+		return models.EventsByDeploymentObjects(e.ctx, e.db, admin, f.allObjs, nil, models.ListArgs{First: ptr(1)})
+	})
 	for _, d := range f.allObjs {
 		p := evPages[d]
 		if p.TotalCount != 2 || len(p.Nodes) != 1 || !p.HasNextPage || p.Nodes[0].DeploymentObjectID != d {
 			t.Fatalf("events of %s: %d nodes, total %d", d, len(p.Nodes), p.TotalCount)
 		}
 	}
-	var byAgent map[uuid.UUID]*models.Page[models.AgentEvent]
-	if n := e.statements(func() {
-		byAgent = must[map[uuid.UUID]*models.Page[models.AgentEvent]](t)(models.EventsByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent, f.other}, &models.AgentEventFilter{Status: ptr("1")}, models.ListArgs{First: ptr(4)}))
-	}); n != 1 {
-		t.Fatalf("EventsByAgents ran %d statements", n)
-	}
+	byAgent := inOneStatement(e, "EventsByAgents", func() (map[uuid.UUID]*models.Page[models.AgentEvent], error) {
+		return models.EventsByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent, f.other}, &models.AgentEventFilter{Status: ptr("1")}, models.ListArgs{First: ptr(4)})
+	})
 	if p := byAgent[f.agent]; p.TotalCount != len(f.allObjs) || len(p.Nodes) != 4 || !p.HasNextPage {
 		t.Fatalf("events of the agent: total %d", p.TotalCount)
 	}
