@@ -338,9 +338,9 @@ func TestStalledWebsocketClientIsCutOffAndResumes(t *testing.T) {
 		}
 		return conn
 	}
-	// seqOf reads the next object's sequence id; ok false once the
-	// connection has ended (or the subscription completed).
-	seqOf := func(conn *websocket.Conn) (int64, bool) {
+	// read reads the next object's sequence id (end "") or how the
+	// subscription ended: "complete", or "closed" (the connection).
+	read := func(conn *websocket.Conn) (seq int64, end string) {
 		for {
 			var m struct {
 				Type    string
@@ -351,16 +351,20 @@ func TestStalledWebsocketClientIsCutOffAndResumes(t *testing.T) {
 				}
 			}
 			if err := wsjson.Read(ctx, conn, &m); err != nil {
-				return 0, false
+				return 0, "closed"
 			}
 			switch m.Type {
 			case "next":
 				n, _ := m.Payload.Data.AgentDeploymentObjects.SequenceID.Int64()
-				return n, true
+				return n, ""
 			case "complete":
-				return 0, false
+				return 0, "complete"
 			}
 		}
+	}
+	seqOf := func(conn *websocket.Conn) (int64, bool) {
+		seq, end := read(conn)
+		return seq, end == ""
 	}
 
 	stalled := subscribe(true, nil)
@@ -404,18 +408,24 @@ func TestStalledWebsocketClientIsCutOffAndResumes(t *testing.T) {
 		}
 	}
 
-	// The stalled client now reads what reached it: a prefix of the
-	// objects, in order, then the end of its connection.
+	// Past the write deadline, the stalled client reads what reached it:
+	// a prefix of the objects, in order, then the end of its connection
+	// (closed by the deadline, not a completed subscription waiting on a
+	// write that never ends).
+	time.Sleep(2 * time.Second)
 	var got []int64
-	for {
-		s, ok := seqOf(stalled)
-		if !ok {
-			break
+	end := ""
+	for end == "" {
+		var s int64
+		if s, end = read(stalled); end == "" {
+			got = append(got, s)
 		}
-		got = append(got, s)
 	}
 	if len(got) >= n {
 		t.Fatalf("the stalled client was not cut off: it got all %d objects", len(got))
+	}
+	if end != "closed" {
+		t.Fatalf("the stalled client's subscription ended with %s, want its connection closed by the write deadline", end)
 	}
 	for i, s := range got {
 		if s != want[i] {
