@@ -137,6 +137,7 @@ func New(cfg Config) (http.Handler, error) {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})  // as gqlgen's transport.GET (httptransport.go)
 	srv.AddTransport(postTransport{}) // as gqlgen's transport.POST
+	srv.AddTransport(unsupported{})   // last: anything else gets a coded error
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	srv.SetErrorPresenter(presenter)
 	srv.SetRecoverFunc(graph.Recover(logger))

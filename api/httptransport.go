@@ -39,7 +39,7 @@ const (
 )
 
 func (postTransport) Supports(r *http.Request) bool {
-	if r.Header.Get("Upgrade") != "" || r.Method != http.MethodPost {
+	if isWebsocket(r) || r.Method != http.MethodPost {
 		return false
 	}
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -69,7 +69,26 @@ type getTransport struct{}
 var _ graphql.Transport = getTransport{}
 
 func (getTransport) Supports(r *http.Request) bool {
-	return r.Header.Get("Upgrade") == "" && r.Method == http.MethodGet
+	return !isWebsocket(r) && r.Method == http.MethodGet
+}
+
+// unsupported answers what no transport serves (another method, another
+// content type) with a coded error rather than gqlgen's bare one. It is the
+// last transport.
+type unsupported struct{}
+
+var _ graphql.Transport = unsupported{}
+
+func (unsupported) Supports(*http.Request) bool { return true }
+
+func (unsupported) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	refuse(w, r, exec, http.StatusBadRequest, "send GraphQL requests as POST with Content-Type application/json, as GET, or over a websocket")
+}
+
+// isWebsocket tells a websocket upgrade (wsTransport's) from other requests,
+// whatever other Upgrade header they carry.
+func isWebsocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
 
 func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {

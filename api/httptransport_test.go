@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/brokkr/brokkr/api"
@@ -111,6 +112,37 @@ func TestGetTransport(t *testing.T) {
 			t.Errorf("%s: %s, want code %s", c.name, raw, c.code)
 		}
 	}
+	// Another Upgrade than websocket is an ordinary request.
+	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/query?"+url.Values{"query": {"{ viewer { role } }"}}.Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+w.genA.key)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "h2c")
+	resp, err := w.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(raw) != `{"data":{"viewer":{"role":"GENERATOR"}}}` {
+		t.Fatalf("GET with Upgrade: h2c: %d %s", resp.StatusCode, raw)
+	}
+
+	// What no transport serves gets a coded error too.
+	for _, c := range []struct{ method, contentType string }{{http.MethodPut, "application/json"}, {http.MethodPost, "text/plain"}} {
+		req, _ := http.NewRequest(c.method, w.srv.URL+"/query", strings.NewReader(`{"query":"{ viewer { role } }"}`))
+		req.Header.Set("Content-Type", c.contentType)
+		resp, err := w.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var doc struct{ Errors []gqlError }
+		if json.Unmarshal(raw, &doc) != nil || resp.StatusCode != 400 || len(doc.Errors) != 1 || doc.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+			t.Fatalf("%s %s: %d %s", c.method, c.contentType, resp.StatusCode, raw)
+		}
+	}
+
 	// The mutation sent by GET did nothing.
 	d := w.ok(t, w.genA.key, `{ stacks(filter: {name: "by-get"}) { totalCount } }`, nil)
 	if n := d["stacks"].(map[string]any)["totalCount"]; n != float64(0) {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,9 +82,7 @@ var _ graphql.Transport = (*wsTransport)(nil)
 
 // Supports takes websocket upgrades; other requests (another Upgrade too)
 // go to the HTTP transports.
-func (t *wsTransport) Supports(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
-}
+func (t *wsTransport) Supports(r *http.Request) bool { return isWebsocket(r) }
 
 // Do upgrades the request and serves the connection on its own goroutine:
 // the HTTP handler returns at once, and with it net/http's connection
