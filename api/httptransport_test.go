@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +10,26 @@ import (
 
 	"github.com/brokkr/brokkr/api"
 )
+
+// call sends one request to /query (path and query string after it) and
+// returns the status, the Content-Type and the body, which must be JSON.
+func (e *env) call(t *testing.T, method, query string, header http.Header, body string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+"/query"+query, strings.NewReader(body))
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if !json.Valid(raw) {
+		t.Fatalf("%s %s: not JSON: %s", method, query, raw)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), string(raw)
+}
 
 // The POST transport's contract, as gqlgen's own has it: the media type
 // negotiated from Accept, 400 for a body that is not a GraphQL request, 422
@@ -22,23 +41,14 @@ func TestPostTransport(t *testing.T) {
 	w := newWorld(t, api.Config{})
 	do := func(accept, body string) (int, string, map[string]json.RawMessage, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/query", bytes.NewReader([]byte(body)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+w.admin)
+		h := http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + w.admin}}
 		if accept != "" {
-			req.Header.Set("Accept", accept)
+			h.Set("Accept", accept)
 		}
-		resp, err := w.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
+		status, ct, raw := w.call(t, http.MethodPost, "", h, body)
 		var doc map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &doc); err != nil {
-			t.Fatalf("not JSON: %s", raw)
-		}
-		return resp.StatusCode, resp.Header.Get("Content-Type"), doc, string(raw)
+		_ = json.Unmarshal([]byte(raw), &doc)
+		return status, ct, doc, raw
 	}
 	for _, c := range []struct {
 		name, accept, body string
@@ -77,72 +87,41 @@ func TestPostTransport(t *testing.T) {
 	}
 }
 
-// The GET transport: queries only, coded errors for bad parameters.
+// The GET transport: queries only, coded errors for bad parameters; another
+// Upgrade header than websocket is an ordinary request; and what no
+// transport serves (another method or content type) gets a coded error too.
 func TestGetTransport(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, api.Config{})
+	viewer := "?" + url.Values{"query": {"{ viewer { role } }"}}.Encode()
+	asGen := http.Header{"Authorization": {"Bearer " + w.genA.key}}
 	for _, c := range []struct {
-		name, rawQuery string
-		status         int
-		code, body     string
+		name, method, query string
+		header              http.Header
+		body                string
+		status              int
+		code, want          string
 	}{
-		{"query", url.Values{"query": {"{ viewer { role } }"}}.Encode(), 200, "", `{"data":{"viewer":{"role":"GENERATOR"}}}`},
-		{"with variables", url.Values{"query": {"query($id: ID!) { stack(id: $id) { id } }"}, "variables": {`{"id":"` + w.stackA + `"}`}}.Encode(), 200, "", `{"data":{"stack":{"id":"` + w.stackA + `"}}}`},
-		{"variables not JSON", url.Values{"query": {"{ viewer { role } }"}, "variables": {"nope"}}.Encode(), 400, "BAD_USER_INPUT", ""},
-		{"malformed query string", "query=%zz", 400, "BAD_USER_INPUT", ""},
-		{"a mutation", url.Values{"query": {`mutation { createStack(input: {name: "by-get"}) { id } }`}}.Encode(), 406, "BAD_USER_INPUT", ""},
-		{"does not parse", url.Values{"query": {"{ viewer {"}}.Encode(), 422, "GRAPHQL_PARSE_FAILED", ""},
+		{"query", "GET", viewer, asGen, "", 200, "", `{"data":{"viewer":{"role":"GENERATOR"}}}`},
+		{"with variables", "GET", "?" + url.Values{"query": {"query($id: ID!) { stack(id: $id) { id } }"}, "variables": {`{"id":"` + w.stackA + `"}`}}.Encode(), asGen, "", 200, "", `{"data":{"stack":{"id":"` + w.stackA + `"}}}`},
+		{"variables not JSON", "GET", "?" + url.Values{"query": {"{ viewer { role } }"}, "variables": {"nope"}}.Encode(), asGen, "", 400, "BAD_USER_INPUT", ""},
+		{"malformed query string", "GET", "?query=%zz", asGen, "", 400, "BAD_USER_INPUT", ""},
+		{"a mutation", "GET", "?" + url.Values{"query": {`mutation { createStack(input: {name: "by-get"}) { id } }`}}.Encode(), asGen, "", 406, "BAD_USER_INPUT", ""},
+		{"does not parse", "GET", "?" + url.Values{"query": {"{ viewer {"}}.Encode(), asGen, "", 422, "GRAPHQL_PARSE_FAILED", ""},
+		{"Upgrade: h2c", "GET", viewer, http.Header{"Authorization": asGen["Authorization"], "Connection": {"Upgrade"}, "Upgrade": {"h2c"}}, "", 200, "", `{"data":{"viewer":{"role":"GENERATOR"}}}`},
+		{"PUT", "PUT", "", http.Header{"Content-Type": {"application/json"}}, `{"query":"{ viewer { role } }"}`, 400, "BAD_USER_INPUT", ""},
+		{"POST text/plain", "POST", "", http.Header{"Content-Type": {"text/plain"}}, `{"query":"{ viewer { role } }"}`, 400, "BAD_USER_INPUT", ""},
 	} {
-		req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/query?"+c.rawQuery, nil)
-		req.Header.Set("Authorization", "Bearer "+w.genA.key)
-		resp, err := w.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		status, _, raw := w.call(t, c.method, c.query, c.header, c.body)
 		var doc struct{ Errors []gqlError }
-		if err := json.Unmarshal(raw, &doc); err != nil {
-			t.Fatalf("%s: not JSON: %s", c.name, raw)
-		}
-		if resp.StatusCode != c.status || (c.body != "" && string(raw) != c.body) {
-			t.Errorf("%s: %d %s, want %d", c.name, resp.StatusCode, raw, c.status)
+		_ = json.Unmarshal([]byte(raw), &doc)
+		if status != c.status || (c.want != "" && raw != c.want) {
+			t.Errorf("%s: %d %s, want %d", c.name, status, raw, c.status)
 		}
 		if c.code != "" && (len(doc.Errors) == 0 || doc.Errors[0].Extensions["code"] != c.code) {
 			t.Errorf("%s: %s, want code %s", c.name, raw, c.code)
 		}
 	}
-	// Another Upgrade than websocket is an ordinary request.
-	req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/query?"+url.Values{"query": {"{ viewer { role } }"}}.Encode(), nil)
-	req.Header.Set("Authorization", "Bearer "+w.genA.key)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "h2c")
-	resp, err := w.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(raw) != `{"data":{"viewer":{"role":"GENERATOR"}}}` {
-		t.Fatalf("GET with Upgrade: h2c: %d %s", resp.StatusCode, raw)
-	}
-
-	// What no transport serves gets a coded error too.
-	for _, c := range []struct{ method, contentType string }{{http.MethodPut, "application/json"}, {http.MethodPost, "text/plain"}} {
-		req, _ := http.NewRequest(c.method, w.srv.URL+"/query", strings.NewReader(`{"query":"{ viewer { role } }"}`))
-		req.Header.Set("Content-Type", c.contentType)
-		resp, err := w.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var doc struct{ Errors []gqlError }
-		if json.Unmarshal(raw, &doc) != nil || resp.StatusCode != 400 || len(doc.Errors) != 1 || doc.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
-			t.Fatalf("%s %s: %d %s", c.method, c.contentType, resp.StatusCode, raw)
-		}
-	}
-
 	// The mutation sent by GET did nothing.
 	d := w.ok(t, w.genA.key, `{ stacks(filter: {name: "by-get"}) { totalCount } }`, nil)
 	if n := d["stacks"].(map[string]any)["totalCount"]; n != float64(0) {
