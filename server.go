@@ -50,6 +50,9 @@ type config struct {
 	MaxDepth        int
 	MaxComplexity   int
 	ShutdownTimeout time.Duration
+	// StatementTimeout is every pooled connection's statement_timeout:
+	// 0 takes models.DefaultStatementTimeout, negative sets none.
+	StatementTimeout time.Duration
 	// GCPercent is the collector's target heap growth that serve sets;
 	// 0 leaves it to the runtime (GOGC set in the environment).
 	GCPercent int
@@ -104,6 +107,16 @@ func loadConfig() (config, error) {
 			return c, fmt.Errorf("BROKKR_MAX_BODY_BYTES must be a positive integer, got %q", v)
 		}
 		c.MaxBodyBytes = n
+	}
+	if v := os.Getenv("BROKKR_STATEMENT_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return c, fmt.Errorf("BROKKR_STATEMENT_TIMEOUT must be a duration (0 for none), got %q", v)
+		}
+		c.StatementTimeout = d
+		if d == 0 {
+			c.StatementTimeout = -1
+		}
 	}
 	if v := os.Getenv("BROKKR_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -249,7 +262,7 @@ func withDB(ctx context.Context, cfg config, logger *slog.Logger, fn func(db *bu
 		}
 		dsn = cluster.URL("brokkr")
 	}
-	db, err := models.Open(dsn)
+	db, err := models.OpenWith(dsn, models.Options{StatementTimeout: cfg.StatementTimeout})
 	if err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}

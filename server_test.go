@@ -620,3 +620,25 @@ func TestGCPercentDefault(t *testing.T) {
 		t.Fatalf("GCPercent %d (%v) with GOGC set, want 0 (left to the runtime)", cfg.GCPercent, err)
 	}
 }
+
+// BROKKR_STATEMENT_TIMEOUT: unset takes the models default (0), a duration
+// is used as it is, 0 sets none (negative), anything else is refused.
+func TestStatementTimeoutConfig(t *testing.T) {
+	for _, c := range []struct {
+		env     string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 0, false},
+		{"250ms", 250 * time.Millisecond, false},
+		{"0", -1, false},
+		{"-1s", 0, true},
+		{"ten", 0, true},
+	} {
+		t.Setenv("BROKKR_STATEMENT_TIMEOUT", c.env)
+		cfg, err := loadConfig()
+		if (err != nil) != c.wantErr || (err == nil && cfg.StatementTimeout != c.want) {
+			t.Errorf("BROKKR_STATEMENT_TIMEOUT=%q: %v, %v; want %v (error %v)", c.env, cfg.StatementTimeout, err, c.want, c.wantErr)
+		}
+	}
+}

@@ -107,8 +107,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (models
 // Middleware authenticates each HTTP request. A request without a key goes
 // on without a scope (the GraphQL layer answers UNAUTHENTICATED for every
 // field but introspection); a request with a bad key also goes on, carrying
-// the reason, so the answer is a regular GraphQL error (a database failure
-// while checking the key becomes INTERNAL the same way).
+// the reason, so the answer is a regular GraphQL error (a transient database
+// fault while checking the key becomes UNAVAILABLE the same way, any other
+// failure INTERNAL).
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -122,8 +123,8 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 				ctx = context.WithValue(ctx, wsKeyHashKey{}, apikey.Hash(key))
 			}
 		case errors.Is(err, ErrNoCredentials):
-		case models.ErrorKind(err) == models.KindUnauthenticated:
-			ctx = withFailure(ctx, err)
+		case models.ErrorKind(err) == models.KindUnauthenticated, models.ErrorKind(err) == models.KindUnavailable:
+			ctx = withFailure(ctx, err) // a transient database fault stays retryable
 		default:
 			a.logger().ErrorContext(ctx, "auth: key lookup failed", "err", err)
 			ctx = withFailure(ctx, &models.Error{Kind: models.KindInternal, Message: "internal error", Err: err})

@@ -21,8 +21,8 @@ const internalMessage = "internal error"
 // ErrorPresenter is the one place where errors become extensions.code
 // (DESIGN §5). Domain errors (*models.Error) map their Kind to the code and
 // carry their safe message, plus extensions.field (BAD_USER_INPUT),
-// extensions.constraint (CONFLICT) and extensions.retryAfter (RATE_LIMITED,
-// seconds). Errors gqlgen or gqlparser built themselves (no cause) keep their
+// extensions.constraint (CONFLICT) and extensions.retryAfter (RATE_LIMITED
+// and UNAVAILABLE, whole seconds, at least 1). Errors gqlgen or gqlparser built themselves (no cause) keep their
 // message and code. Anything else is INTERNAL with a generic message; its
 // text goes to the server log only.
 func ErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
@@ -82,13 +82,18 @@ func fromDomain(ctx context.Context, logger *slog.Logger, out *gqlerror.Error, d
 		}
 	case models.KindRateLimited:
 		res.Extensions["retryAfter"] = int(math.Ceil(de.RetryAfter))
+	case models.KindUnavailable:
+		// A fault of the database, not of the request: worth a warning in
+		// the server log, and a retry for the client.
+		res.Extensions["retryAfter"] = max(1, int(math.Ceil(de.RetryAfter)))
+		logger.WarnContext(ctx, "graphql: database unavailable", "err", de, "path", out.Path.String())
 	case models.KindNotFound, models.KindForbidden, models.KindUnauthenticated, models.KindImmutable:
 	default:
 		logger.ErrorContext(ctx, "graphql: internal error", "err", de, "path", out.Path.String())
 		res.Message = internalMessage
 		res.Extensions["code"] = string(models.KindInternal)
 	}
-	if de.Kind != models.KindInternal && de.Err != nil {
+	if de.Kind != models.KindInternal && de.Kind != models.KindUnavailable && de.Err != nil {
 		logger.DebugContext(ctx, "graphql: client error", "err", de)
 	}
 	return res

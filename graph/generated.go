@@ -1711,7 +1711,9 @@ var sources = []*ast.Source{
 # NOT_FOUND). Errors carry extensions.code: UNAUTHENTICATED, FORBIDDEN,
 # NOT_FOUND, BAD_USER_INPUT (with extensions.field), CONFLICT (with
 # extensions.constraint), IMMUTABLE, RATE_LIMITED (with extensions.retryAfter,
-# seconds) or INTERNAL.
+# seconds), UNAVAILABLE (a transient database fault; retry after
+# extensions.retryAfter seconds; a write so answered may have been committed)
+# or INTERNAL.
 
 "RFC 3339 timestamp."
 scalar Time

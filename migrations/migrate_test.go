@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/brokkr/brokkr/migrations"
+	"github.com/brokkr/brokkr/models"
 )
 
 // appliedRows is bun's bookkeeping: one "id name group migrated_at" line per
@@ -353,5 +355,44 @@ func TestUpRefusesAOneConnectionPool(t *testing.T) {
 	db.SetMaxOpenConns(2)
 	if err := migrations.Up(ctx, db); err != nil {
 		t.Fatalf("up on a two-connection pool: %v", err)
+	}
+}
+
+// Migrations lift the pool's statement_timeout for themselves (issue 8,
+// item 2): waiting for another migrator's lock, or a step that rewrites a
+// large table, may take longer than a request's statement may.
+func TestMigrationsLiftStatementTimeout(t *testing.T) {
+	t.Parallel()
+	_, dbURL := emptyDB(t)
+	pool, err := models.OpenWith(dbURL, models.Options{StatementTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	holder, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	// Another migrator holds the lock for a while.
+	tx, err := holder.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), "SELECT pg_advisory_xact_lock($1)", int64(0x62726f6b6b726d67)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- migrations.Up(t.Context(), pool) }()
+	time.Sleep(400 * time.Millisecond)
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("migrating under a 100 ms statement_timeout: %v", err)
+	}
+	var v string
+	if err := pool.QueryRowContext(t.Context(), "SHOW statement_timeout").Scan(&v); err != nil || v != "100ms" {
+		t.Fatalf("statement_timeout after the migration = %q (%v): the lift must stay inside its transactions", v, err)
 	}
 }

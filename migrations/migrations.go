@@ -36,6 +36,11 @@ func execFile(name string) migrate.MigrationFunc {
 			return fmt.Errorf("migrations: read %s: %w", name, err)
 		}
 		return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			// A step may rewrite large tables: the pool's statement_timeout
+			// (models.Open) is for requests, not for migrations.
+			if _, err := tx.Tx.ExecContext(ctx, liftStatementTimeout); err != nil {
+				return fmt.Errorf("migrations: %s: %w", name, err)
+			}
 			if _, err := tx.Tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("migrations: %s: %w", name, err)
 			}
@@ -43,6 +48,10 @@ func execFile(name string) migrate.MigrationFunc {
 		})
 	}
 }
+
+// liftStatementTimeout lifts statement_timeout for the rest of the
+// transaction it runs in.
+const liftStatementTimeout = "SET LOCAL statement_timeout = 0"
 
 // up and down return the functions of the step whose SQL lives in
 // sql/<step>.up.sql and sql/<step>.down.sql. Each step file calls
@@ -92,6 +101,11 @@ func locked(ctx context.Context, db *bun.DB, fn func(*migrate.Migrator) error) (
 		return fmt.Errorf("migrations: lock: %w", err)
 	}
 	defer func() { err = errors.Join(err, ignoreDone(tx.Rollback())) }()
+	// Waiting for another replica's migration may take longer than a
+	// statement of a request may.
+	if _, err := tx.ExecContext(ctx, liftStatementTimeout); err != nil {
+		return fmt.Errorf("migrations: lock: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey); err != nil {
 		return fmt.Errorf("migrations: lock: %w", err)
 	}

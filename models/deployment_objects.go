@@ -40,7 +40,7 @@ func insertObject(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UUI
 		RETURNING `
 	args := append([]any{content, checksum, stackID}, sc.args...)
 	d := &DeploymentObject{YamlContent: content}
-	handled, err := scanPrepared(ctx, db, q+objectColumns, args, &d.ID, &d.SequenceID, &d.StackID, &d.YamlChecksum,
+	handled, err := scanPrepared(ctx, db, writes, q+objectColumns, args, &d.ID, &d.SequenceID, &d.StackID, &d.YamlChecksum,
 		&d.SubmittedAt, &d.IsDeletionMarker, &d.CreatedAt, &d.UpdatedAt, &d.DeletedAt)
 	if !handled { // another bun.IDB: through bun, arguments inlined
 		err = db.NewRaw(q+"*", args...).Scan(ctx, d)

@@ -3,8 +3,11 @@ package models
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,8 +25,17 @@ const (
 	KindForbidden       Kind = "FORBIDDEN"
 	KindUnauthenticated Kind = "UNAUTHENTICATED"
 	KindRateLimited     Kind = "RATE_LIMITED"
-	KindInternal        Kind = "INTERNAL"
+	// KindUnavailable is a transient fault of the database (connection
+	// lost, serialization failure or deadlock, statement timeout, shutdown,
+	// too many connections): nothing is wrong with the request, and sending
+	// it again after RetryAfter seconds may succeed. A write answered
+	// UNAVAILABLE may or may not have been committed.
+	KindUnavailable Kind = "UNAVAILABLE"
+	KindInternal    Kind = "INTERNAL"
 )
+
+// UnavailableRetryAfter is the RetryAfter of KindUnavailable, in seconds.
+const UnavailableRetryAfter = 1
 
 // Error is a domain error. Message is safe to show to clients; Err (the
 // cause) is for the server log only.
@@ -32,7 +44,7 @@ type Error struct {
 	Message    string
 	Field      string  // the input field at fault (KindInvalid)
 	Constraint string  // the constraint that clashed (KindConflict)
-	RetryAfter float64 // seconds (KindRateLimited)
+	RetryAfter float64 // seconds (KindRateLimited, KindUnavailable)
 	Err        error
 }
 
@@ -90,6 +102,11 @@ var constraintFields = map[string]string{
 	"deployment_objects_yaml_checksum_check": "yamlChecksum",
 }
 
+// constraintMessages are the client messages of CHECK constraints and
+// trigger-raised check violations whose generic "invalid <field>" would not
+// say what to change.
+var constraintMessages = map[string]string{}
+
 var uniqueMessages = map[string]string{
 	"generators_name_live_key":            "a generator with this name already exists",
 	"stacks_generator_id_name_live_key":   "this generator already has a stack with this name",
@@ -102,7 +119,9 @@ var uniqueMessages = map[string]string{
 
 // Translate turns a database error into a domain *Error. Errors that are
 // already domain errors pass through; sql.ErrNoRows becomes NotFound(what);
-// anything unrecognised becomes KindInternal with the cause kept for the log.
+// a transient fault of the database becomes KindUnavailable (see
+// unavailable); anything unrecognised becomes KindInternal with the cause
+// kept for the log.
 func Translate(err error, what string) error {
 	if err == nil {
 		return nil
@@ -114,8 +133,11 @@ func Translate(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return &Error{Kind: KindNotFound, Message: what + " not found", Err: err}
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) {
 		return &Error{Kind: KindInternal, Message: "request cancelled", Err: err}
+	}
+	if u := unavailable(err); u != nil {
+		return u
 	}
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) {
@@ -133,7 +155,11 @@ func Translate(err error, what string) error {
 		if field == "" {
 			field = strings.TrimSuffix(pg.ConstraintName, "_check")
 		}
-		return &Error{Kind: KindInvalid, Field: field, Message: "invalid " + field, Constraint: pg.ConstraintName, Err: err}
+		msg := constraintMessages[pg.ConstraintName]
+		if msg == "" {
+			msg = "invalid " + field
+		}
+		return &Error{Kind: KindInvalid, Field: field, Message: msg, Constraint: pg.ConstraintName, Err: err}
 	case "23503": // foreign_key_violation: the referenced row does not exist
 		return &Error{Kind: KindNotFound, Message: referencedThing(pg.ConstraintName) + " not found", Constraint: pg.ConstraintName, Err: err}
 	case "23502": // not_null_violation
@@ -146,10 +172,58 @@ func Translate(err error, what string) error {
 		return &Error{Kind: KindImmutable, Message: "deployment objects are immutable: submit a new one instead", Err: err}
 	case "BR002":
 		return &Error{Kind: KindNotFound, Message: strings.TrimSuffix(pg.ColumnName, "_id") + " not found (deleted)", Err: err}
-	case "40001", "40P01": // serialization failure, deadlock
-		return &Error{Kind: KindConflict, Message: "concurrent update, retry", Err: err}
 	}
 	return &Error{Kind: KindInternal, Message: "internal error", Err: err}
+}
+
+// unavailable returns KindUnavailable for a transient fault of the
+// database, nil for anything else. The faults are:
+//   - the connection lost or never made: class 08 and the shutdowns of class
+//     57 (57P01 is what pg_terminate_backend sends), too many connections
+//     (53300), and the driver's own view of a dead connection (EOF, network
+//     errors, a closed or bad connection, a failed connect);
+//   - a serialization failure or deadlock (40001, 40P01): the transaction
+//     was rolled back;
+//   - a statement cancelled by statement_timeout or by an administrator
+//     (57014), or a lock_timeout (55P03), or the server's own deadline for
+//     the request (context.DeadlineExceeded).
+func unavailable(err error) *Error {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		msg := ""
+		switch {
+		case pg.Code == "40001", pg.Code == "40P01":
+			msg = "the database rolled back a conflicting concurrent change: retry"
+		case pg.Code == "57014" && strings.Contains(pg.Message, "statement timeout"):
+			msg = "the database statement took too long (statement timeout): retry later, or ask for less"
+		case pg.Code == "57014", pg.Code == "55P03":
+			msg = "the database statement was cancelled: retry"
+		case pg.Code == "53300", pg.Code == "57P03":
+			msg = "the database is not accepting connections now: retry"
+		case strings.HasPrefix(pg.Code, "08"), pg.Code == "57P01", pg.Code == "57P02", pg.Code == "57P05":
+			msg = "the connection to the database was lost: retry"
+		default:
+			return nil
+		}
+		return &Error{Kind: KindUnavailable, Message: msg, RetryAfter: UnavailableRetryAfter, Err: err}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return &Error{Kind: KindUnavailable, Message: "the request took too long: retry later, or ask for less", RetryAfter: UnavailableRetryAfter, Err: err}
+	}
+	if connectionLost(err) {
+		return &Error{Kind: KindUnavailable, Message: "the connection to the database was lost: retry", RetryAfter: UnavailableRetryAfter, Err: err}
+	}
+	return nil
+}
+
+// connectionLost reports the driver's errors for a connection that died or
+// could not be made, other than a PostgreSQL error message.
+func connectionLost(err error) bool {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err)
 }
 
 func referencedThing(constraint string) string {

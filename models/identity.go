@@ -45,7 +45,7 @@ func PrincipalForKeyHash(ctx context.Context, db bun.IDB, hash string) (Scope, e
 	}
 	var r principalRow
 	var id uuid.NullUUID
-	handled, err := scanPrepared(ctx, db, principalQuery, []any{hash, hash, hash}, &r.Role, &id, &r.RateLimit, &r.PakHash)
+	handled, err := scanPrepared(ctx, db, reads, principalQuery, []any{hash, hash, hash}, &r.Role, &id, &r.RateLimit, &r.PakHash)
 	r.ID = id.UUID
 	if !handled {
 		err = db.NewRaw(principalQuery, hash, hash, hash).Scan(ctx, &r)
