@@ -83,6 +83,11 @@ func ListAgents(ctx context.Context, db bun.IDB, scope Scope, filter *AgentFilte
 	if err := checkIncludeDeleted(scope, args.IncludeDeleted); err != nil {
 		return nil, op("ListAgents", "agent", err)
 	}
+	if filter != nil {
+		if err := checkFilterLists(filter.Labels, filter.Annotations); err != nil {
+			return nil, op("ListAgents", "agent", err)
+		}
+	}
 	q := db.NewSelect().Model((*Agent)(nil))
 	q = where(q, agentScope(scope, "a"))
 	q = where(q, liveCond("a", args.IncludeDeleted))
@@ -96,15 +101,8 @@ func ListAgents(ctx context.Context, db bun.IDB, scope Scope, filter *AgentFilte
 		if filter.Status != nil {
 			q = q.Where("a.status = ?", string(*filter.Status))
 		}
-		for _, l := range filter.Labels {
-			q = q.Where("EXISTS (SELECT 1 FROM agent_labels AS f_l WHERE f_l.agent_id = a.id AND f_l.label = ?)", l)
-		}
-		for _, an := range filter.Annotations {
-			if an == nil {
-				continue
-			}
-			q = q.Where("EXISTS (SELECT 1 FROM agent_annotations AS f_a WHERE f_a.agent_id = a.id AND f_a.key = ? AND f_a.value = ?)", an.Key, an.Value)
-		}
+		q = where(q, hasAllLabels("a", "agent_labels", "agent_id", filter.Labels))
+		q = where(q, hasAllAnnotations("a", "agent_annotations", "agent_id", filter.Annotations))
 	}
 	p, err := single(runPage[Agent, agentRow](ctx, db, q, agentPage, args, nil))
 	return p, op("ListAgents", "agent", err)

@@ -1,9 +1,11 @@
 package models
 
 import (
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/uptrace/bun"
 )
 
 // These types back GraphQL inputs and small value types; gqlgen autobinds to
@@ -75,4 +77,83 @@ type AgentTargetChange struct {
 	AgentID uuid.UUID          `json:"agentId"`
 	StackID uuid.UUID          `json:"stackId"`
 	At      time.Time          `json:"at"`
+}
+
+// checkFilterLists caps the lists of a label/annotation filter.
+func checkFilterLists(labels []string, annotations []*AnnotationInput) error {
+	if len(labels) > MaxLabels {
+		return Invalid("labels", "a filter takes at most %d labels", MaxLabels)
+	}
+	if len(annotations) > MaxAnnotations {
+		return Invalid("annotations", "a filter takes at most %d annotations", MaxAnnotations)
+	}
+	return nil
+}
+
+// hasAllLabels is the condition "the parent alias.id has every one of
+// labels", over a label table (stack_labels or agent_labels) whose parent
+// column is parentCol. It is one statement-wide subquery, not a test per
+// label: the rows of any of the labels, found through the label index,
+// grouped by parent, keeping the parents that have them all. The label
+// tables hold a label once per parent (their unique constraints), so
+// count(*) counts distinct labels.
+func hasAllLabels(alias, table, parentCol string, labels []string) cond {
+	want := distinct(labels)
+	if len(want) == 0 {
+		return condTrue
+	}
+	return cond{
+		sql: alias + ".id IN (SELECT f_l." + parentCol + " FROM " + table + " AS f_l WHERE f_l.label IN (?)" +
+			" GROUP BY f_l." + parentCol + " HAVING count(*) = ?)",
+		args: []any{bun.In(want), len(want)},
+	}
+}
+
+// hasAllAnnotations is hasAllLabels for key = value pairs over an
+// annotation table. A parent has one value per key, so a filter naming two
+// values of one key matches nothing.
+func hasAllAnnotations(alias, table, parentCol string, annotations []*AnnotationInput) cond {
+	values := map[string]string{}
+	var pairs [][2]string
+	for _, a := range annotations {
+		if a == nil {
+			continue
+		}
+		if v, ok := values[a.Key]; ok {
+			if v != a.Value {
+				return condFalse
+			}
+			continue
+		}
+		values[a.Key] = a.Value
+		pairs = append(pairs, [2]string{a.Key, a.Value})
+	}
+	if len(pairs) == 0 {
+		return condTrue
+	}
+	list := make([]string, len(pairs))
+	args := make([]any, 0, 2*len(pairs)+1)
+	for i, p := range pairs {
+		list[i] = "(?, ?)"
+		args = append(args, p[0], p[1])
+	}
+	args = append(args, len(pairs))
+	return cond{
+		sql: alias + ".id IN (SELECT f_a." + parentCol + " FROM " + table + " AS f_a WHERE (f_a.key, f_a.value) IN (" +
+			strings.Join(list, ", ") + ") GROUP BY f_a." + parentCol + " HAVING count(*) = ?)",
+		args: args,
+	}
+}
+
+// distinct returns vs without repeats, in first-seen order.
+func distinct(vs []string) []string {
+	seen := make(map[string]bool, len(vs))
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -91,21 +91,18 @@ func stackFilterQuery(q *bun.SelectQuery, filter *StackFilter) *bun.SelectQuery 
 	if filter.GeneratorID != nil {
 		q = q.Where("s.generator_id = ?", *filter.GeneratorID)
 	}
-	for _, l := range filter.Labels {
-		q = q.Where("EXISTS (SELECT 1 FROM stack_labels AS f_l WHERE f_l.stack_id = s.id AND f_l.label = ?)", l)
-	}
-	for _, a := range filter.Annotations {
-		if a == nil {
-			continue
-		}
-		q = q.Where("EXISTS (SELECT 1 FROM stack_annotations AS f_a WHERE f_a.stack_id = s.id AND f_a.key = ? AND f_a.value = ?)", a.Key, a.Value)
-	}
-	return q
+	q = where(q, hasAllLabels("s", "stack_labels", "stack_id", filter.Labels))
+	return where(q, hasAllAnnotations("s", "stack_annotations", "stack_id", filter.Annotations))
 }
 
 func stackListQuery(db bun.IDB, scope Scope, filter *StackFilter, args ListArgs) (*bun.SelectQuery, error) {
 	if err := checkIncludeDeleted(scope, args.IncludeDeleted); err != nil {
 		return nil, err
+	}
+	if filter != nil {
+		if err := checkFilterLists(filter.Labels, filter.Annotations); err != nil {
+			return nil, err
+		}
 	}
 	q := db.NewSelect().Model((*Stack)(nil))
 	q = where(q, stackScope(scope, "s"))

@@ -309,6 +309,9 @@ func TestStackFilters(t *testing.T) {
 		{models.StackFilter{Annotations: []*models.AnnotationInput{{Key: "team", Value: "x"}}}, []string{"a", "b"}},
 		{models.StackFilter{Annotations: []*models.AnnotationInput{{Key: "team", Value: "x"}, {Key: "tier", Value: "1"}}}, []string{"a"}},
 		{models.StackFilter{Annotations: []*models.AnnotationInput{{Key: "tier", Value: "1"}}, Labels: []string{"eu"}}, []string{"a", "c"}},
+		{models.StackFilter{Labels: []string{"prod", "prod"}}, []string{"a", "b"}},
+		{models.StackFilter{Annotations: []*models.AnnotationInput{{Key: "team", Value: "x"}, {Key: "team", Value: "x"}}}, []string{"a", "b"}},
+		{models.StackFilter{Annotations: []*models.AnnotationInput{{Key: "team", Value: "x"}, {Key: "team", Value: "y"}}}, []string{}},
 		{models.StackFilter{Name: ptr("d")}, []string{"d"}},
 		{models.StackFilter{GeneratorID: &g.ID, Labels: []string{"eu"}}, []string{"a", "c"}},
 	} {

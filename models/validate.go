@@ -12,6 +12,16 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// Caps (issue 8, item 6). The database enforces the per-object ones itself
+// (migration 0004), whoever writes; create inputs and filters are checked
+// here, before any SQL (a filter asking for more labels than an object may
+// have could match nothing anyway). README lists them.
+const (
+	MaxLabels            = 100      // labels per stack or agent, and per create input or filter
+	MaxAnnotations       = 100      // annotations per stack or agent, and per create input or filter
+	MaxEventMessageBytes = 32 << 10 // an agent event's message, in bytes of UTF-8
+)
+
 // Go-side checks mirror the database's CHECK constraints (brokkr_valid_name,
 // brokkr_valid_token) so that errors name the input field the client sent;
 // the constraints remain the backstop for every other writer.
@@ -42,6 +52,12 @@ func validateToken(field, v string) error {
 
 // validateLabels checks labels and annotations of a create input.
 func validateLabels(labels []string, annotations []*AnnotationInput) error {
+	if len(labels) > MaxLabels {
+		return Invalid("labels", "at most %d labels", MaxLabels)
+	}
+	if len(annotations) > MaxAnnotations {
+		return Invalid("annotations", "at most %d annotations", MaxAnnotations)
+	}
 	seen := map[string]bool{}
 	for _, l := range labels {
 		if err := validateToken("labels", l); err != nil {
