@@ -1954,7 +1954,7 @@ input GeneratorFilter {
   isActive: Boolean
 }
 
-"Labels and annotations match when the stack has all of them."
+"Labels and annotations match when the stack has all of them (at most 100 of each)."
 input StackFilter {
   name: String
   generatorId: ID
@@ -1962,7 +1962,7 @@ input StackFilter {
   annotations: [AnnotationInput!]
 }
 
-"Labels and annotations match when the agent has all of them."
+"Labels and annotations match when the agent has all of them (at most 100 of each)."
 input AgentFilter {
   name: String
   clusterName: String
@@ -2003,6 +2003,7 @@ input CreateStackInput {
   generatorId: ID
   name: String!
   description: String
+  "At most 100; a stack has at most 100 labels and 100 annotations."
   labels: [String!]
   annotations: [AnnotationInput!]
 }
@@ -2022,6 +2023,7 @@ input CreateDeploymentObjectInput {
 input CreateAgentInput {
   name: String!
   clusterName: String!
+  "At most 100; an agent has at most 100 labels and 100 annotations."
   labels: [String!]
   annotations: [AnnotationInput!]
 }
@@ -2037,6 +2039,7 @@ input ReportAgentEventInput {
   deploymentObjectId: ID!
   eventType: String!
   status: String!
+  "At most 32 KiB (32,768 bytes of UTF-8)."
   message: String
 }
 
@@ -2063,8 +2066,9 @@ type Mutation {
   updateGenerator(id: ID!, input: UpdateGeneratorInput!): Generator! @hasRole(roles: [ADMIN])
   "Replaces the generator's key; the old one stops working at once."
   rotateGeneratorKey(id: ID!): GeneratorWithKey! @hasRole(roles: [ADMIN, GENERATOR])
-  "Soft delete (cascading to its stacks); hard: true removes everything, admins only."
+  "Soft delete (cascading to its stacks); hard: true removes everything, admins only. Either way the generator's key is revoked for good."
   deleteGenerator(id: ID!, hard: Boolean = false): Generator! @hasRole(roles: [ADMIN])
+  "Undoes a soft delete, but not the key's revocation: give the generator a new key with rotateGeneratorKey."
   restoreGenerator(id: ID!): Generator! @hasRole(roles: [ADMIN])
 
   createStack(input: CreateStackInput!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
@@ -2089,7 +2093,9 @@ type Mutation {
   updateAgent(id: ID!, input: UpdateAgentInput!): Agent! @hasRole(roles: [ADMIN])
   "Replaces the agent's key; the old one stops working at once."
   rotateAgentKey(id: ID!): AgentWithKey! @hasRole(roles: [ADMIN, AGENT])
+  "Soft delete (with its events); hard: true removes everything. Either way the agent's key is revoked for good."
   deleteAgent(id: ID!, hard: Boolean = false): Agent! @hasRole(roles: [ADMIN])
+  "Undoes a soft delete, but not the key's revocation: give the agent a new key with rotateAgentKey."
   restoreAgent(id: ID!): Agent! @hasRole(roles: [ADMIN])
   addAgentLabel(agentId: ID!, label: String!): Agent! @hasRole(roles: [ADMIN])
   removeAgentLabel(agentId: ID!, label: String!): Agent! @hasRole(roles: [ADMIN])

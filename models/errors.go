@@ -100,12 +100,24 @@ var constraintFields = map[string]string{
 	"agent_annotations_key_check":            "key",
 	"agent_annotations_value_check":          "value",
 	"deployment_objects_yaml_checksum_check": "yamlChecksum",
+	"agent_events_message_check":             "message",
+	// Raised by brokkr_check_children_cap (migration 0004).
+	"stack_labels_cap":      "labels",
+	"agent_labels_cap":      "labels",
+	"stack_annotations_cap": "annotations",
+	"agent_annotations_cap": "annotations",
 }
 
 // constraintMessages are the client messages of CHECK constraints and
 // trigger-raised check violations whose generic "invalid <field>" would not
 // say what to change.
-var constraintMessages = map[string]string{}
+var constraintMessages = map[string]string{
+	"agent_events_message_check": fmt.Sprintf("message must be at most %d bytes", MaxEventMessageBytes),
+	"stack_labels_cap":           fmt.Sprintf("a stack has at most %d labels", MaxLabels),
+	"agent_labels_cap":           fmt.Sprintf("an agent has at most %d labels", MaxLabels),
+	"stack_annotations_cap":      fmt.Sprintf("a stack has at most %d annotations", MaxAnnotations),
+	"agent_annotations_cap":      fmt.Sprintf("an agent has at most %d annotations", MaxAnnotations),
+}
 
 var uniqueMessages = map[string]string{
 	"generators_name_live_key":            "a generator with this name already exists",

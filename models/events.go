@@ -22,6 +22,9 @@ func ReportAgentEvent(ctx context.Context, db bun.IDB, scope Scope, in ReportAge
 	if err := validateShort("status", in.Status, 10); err != nil {
 		return nil, op(name, "deployment object", err)
 	}
+	if in.Message != nil && len(*in.Message) > MaxEventMessageBytes {
+		return nil, op(name, "deployment object", Invalid("message", "message must be at most %d bytes", MaxEventMessageBytes))
+	}
 	sc := deploymentObjectScope(scope, "d")
 	args := append([]any{scope.AgentID, in.EventType, in.Status, in.Message, in.DeploymentObjectID}, sc.args...)
 	e := new(AgentEvent)
