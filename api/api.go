@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -23,9 +24,11 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/brokkr/brokkr/auth"
 	"github.com/brokkr/brokkr/graph"
+	"github.com/brokkr/brokkr/graph/scalar"
 	"github.com/brokkr/brokkr/models"
 )
 
@@ -138,6 +141,12 @@ func New(cfg Config) (http.Handler, error) {
 	srv.AddTransport(getTransport{})  // as gqlgen's transport.GET (httptransport.go)
 	srv.AddTransport(postTransport{}) // as gqlgen's transport.POST
 	srv.AddTransport(unsupported{})   // last: anything else gets a coded error
+	// gqlparser's rules and ours; a fresh set each time, since gqlgen edits it.
+	srv.SetValidationRulesFn(func() *rules.Rules {
+		r := rules.NewDefaultRules()
+		r.AddRule(scalar.NumberLiterals.Name, scalar.NumberLiterals.RuleFunc)
+		return r
+	})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	srv.SetErrorPresenter(presenter)
 	srv.SetRecoverFunc(graph.Recover(logger))
@@ -194,15 +203,23 @@ func websocketInit(authn *auth.Authenticator) func(context.Context, map[string]a
 }
 
 // limitBody reads at most max bytes of a request body; a larger one is
-// answered 413 with a GraphQL error (BAD_USER_INPUT) before any parsing.
+// answered 413 with a GraphQL error (BAD_USER_INPUT) before any parsing. A
+// body, or a GET request's parameters, that is not UTF-8 text is answered
+// 400 (BAD_USER_INPUT) the same way (text.go).
 func limitBody(max int64, next http.Handler) http.Handler {
-	if max < 0 {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			if err := checkQueryText(r.URL.RawQuery); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error(), models.KindInvalid, nil)
+				return
+			}
+		}
 		if r.Body == nil || r.Body == http.NoBody || r.Method == http.MethodGet {
 			next.ServeHTTP(w, r)
 			return
+		}
+		if max < 0 {
+			max = math.MaxInt64 - 1
 		}
 		if r.ContentLength > max {
 			tooLarge(w, max)
@@ -216,6 +233,10 @@ func limitBody(max int64, next http.Handler) http.Handler {
 				return
 			}
 			writeError(w, http.StatusBadRequest, "could not read the request body", models.KindInvalid, nil)
+			return
+		}
+		if err := checkJSONText(body); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error(), models.KindInvalid, nil)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

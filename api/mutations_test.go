@@ -155,7 +155,10 @@ func TestMutations(t *testing.T) {
 		if dig(d, "restoreAgent", "deletedAt") != nil {
 			t.Errorf("restoreAgent: %v", d)
 		}
-		w.ok(t, w.agent1.key, `{ viewer { role } }`, nil)
+		// Deleted means revoked: the old key stays dead; a new one works.
+		w.fails(t, w.agent1.key, "UNAUTHENTICATED", `{ viewer { role } }`, nil)
+		d = w.ok(t, admin, `mutation($id: ID!) { rotateAgentKey(id: $id) { apiKey } }`, vars("id", w.agent1.id))
+		w.ok(t, str(d, "rotateAgentKey", "apiKey"), `{ viewer { role } }`, nil)
 		d = w.ok(t, admin, `{ agentEvents { totalCount } }`, nil)
 		if num(d, "agentEvents", "totalCount") != 1 {
 			t.Errorf("restoreAgent did not restore its events: %v", d)

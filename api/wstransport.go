@@ -169,6 +169,10 @@ func (c *wsConn) read() {
 		if err != nil {
 			return
 		}
+		if err := checkJSONText(data); err != nil { // before encoding/json rewrites it (text.go)
+			c.closeWith(closeBadRequest, "invalid message: "+err.Error())
+			return
+		}
 		var m wsMessage
 		if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
 			c.closeWith(closeBadRequest, "invalid message: not a JSON object with a type")

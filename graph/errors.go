@@ -42,6 +42,14 @@ func present(ctx context.Context, logger *slog.Logger, err error) *gqlerror.Erro
 	}
 	if out.Err == nil && out.Extensions["code"] != nil {
 		// gqlgen's own error (validation, complexity, depth): safe as built.
+		// A value of the wrong type or out of range, literal or variable,
+		// is bad input rather than a malformed document.
+		if badValue(out) {
+			out.Extensions["code"] = string(models.KindInvalid)
+			if field := lastName(out.Path); field != "" {
+				out.Extensions["field"] = field
+			}
+		}
 		return out
 	}
 	logger.ErrorContext(ctx, "graphql: unclassified error", "err", err, "path", out.Path.String())
@@ -63,12 +71,10 @@ func fromDomain(ctx context.Context, logger *slog.Logger, out *gqlerror.Error, d
 	switch de.Kind {
 	case models.KindInvalid:
 		field := de.Field
-		if field == "" && len(out.Path) > 0 {
+		if field == "" {
 			// An argument or input field that failed to parse: the path ends
-			// at its name.
-			if name, ok := out.Path[len(out.Path)-1].(ast.PathName); ok {
-				field = string(name)
-			}
+			// at its name (or at an index into it).
+			field = lastName(out.Path)
 		}
 		if field != "" {
 			res.Extensions["field"] = field
@@ -97,6 +103,27 @@ func fromDomain(ctx context.Context, logger *slog.Logger, out *gqlerror.Error, d
 		logger.DebugContext(ctx, "graphql: client error", "err", de)
 	}
 	return res
+}
+
+// badValue reports gqlparser's refusals of values: a literal of the wrong
+// type or out of range (ValuesOfCorrectType), or a variable that does not
+// coerce to its type (path "variable", name).
+func badValue(e *gqlerror.Error) bool {
+	if e.Rule == "ValuesOfCorrectType" {
+		return true
+	}
+	return len(e.Path) == 2 && e.Path[0] == ast.PathName("variable")
+}
+
+// lastName is the last name in a path ("" when there is none): the
+// argument, input field or variable an error is about.
+func lastName(p ast.Path) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if name, ok := p[i].(ast.PathName); ok {
+			return string(name)
+		}
+	}
+	return ""
 }
 
 // Recover turns a resolver panic into INTERNAL, logging the value and stack.
