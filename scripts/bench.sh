@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 "$GO" test -run '^$' -bench 'BenchmarkDashboardQuery$' -benchtime 20x -benchmem ./api/
 "$GO" test -run '^$' -bench 'BenchmarkCreateDeploymentObject$' -benchtime 2000x -benchmem ./api/
+"$GO" test -run '^$' -bench 'BenchmarkLabelFilter$|BenchmarkViewerDuringLabelFloods$' -benchtime 50x ./api/
 others=$("$GO" list ./... | grep -v '/api$')
 # shellcheck disable=SC2086
 "$GO" test -run '^$' -bench . -benchmem $others
