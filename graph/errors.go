@@ -22,9 +22,10 @@ const internalMessage = "internal error"
 // (DESIGN §5). Domain errors (*models.Error) map their Kind to the code and
 // carry their safe message, plus extensions.field (BAD_USER_INPUT),
 // extensions.constraint (CONFLICT) and extensions.retryAfter (RATE_LIMITED
-// and UNAVAILABLE, whole seconds, at least 1). Errors gqlgen or gqlparser built themselves (no cause) keep their
-// message and code. Anything else is INTERNAL with a generic message; its
-// text goes to the server log only.
+// and UNAVAILABLE, whole seconds, at least 1). Errors gqlgen or gqlparser
+// built themselves (no cause) keep their message and code, except that
+// their refusals of values become BAD_USER_INPUT. Anything else is INTERNAL
+// with a generic message; its text goes to the server log only.
 func ErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 	if logger == nil {
 		logger = slog.Default()
