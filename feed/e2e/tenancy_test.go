@@ -24,7 +24,10 @@ import (
 //     (admins: stack(id, includeDeleted: true), as they may follow a
 //     deleted stack);
 //   - agent(id) { desiredState } and the first frames of
-//     agentDeploymentObjects without after.
+//     agentDeploymentObjects without after;
+//   - an agent's deploymentObjects query and its feed's replay from
+//     after: 0 (agents only: an admin following an agent's feed has no
+//     query of its own that shows the agent's objects).
 //
 // The roles: an admin, the generator owning the stacks, another generator
 // (owning one stack the active agent targets), the targeting agent while
@@ -38,6 +41,7 @@ func TestSubscriptionsAgreeWithQueries(t *testing.T) {
 	s := startServer(t, db, feed.Options{PollInterval: 50 * time.Millisecond})
 	tw := newTenancyWorld(t, db, s)
 	tw.desiredStateAgrees(t)
+	tw.replayAgrees(t)
 	tw.dashboardsAgree(t)
 }
 
@@ -113,6 +117,17 @@ func (w *tenancyWorld) desiredStateAgrees(t *testing.T) {
 			}
 			checks = append(checks, check{name: fmt.Sprintf("%s, agent %d", r.name, i), c: c, id: id, field: "agentDeploymentObjects", want: want, code: code})
 		}
+	}
+	verify(t, checks)
+}
+
+func (w *tenancyWorld) replayAgrees(t *testing.T) {
+	var checks []check
+	for _, r := range w.roles[3:] { // the agents
+		c := w.collector(t, r.key)
+		want, code := query(t, w.s, r.key, `{ deploymentObjects(first: 500) { nodes { id } } }`, nil, "deploymentObjects", "nodes")
+		c.subscribe("replay", `subscription { agentDeploymentObjects(after: 0) { id } }`, nil)
+		checks = append(checks, check{name: r.name + " replay", c: c, id: "replay", field: "agentDeploymentObjects", want: want, code: code})
 	}
 	verify(t, checks)
 }
