@@ -408,10 +408,9 @@ func (h *Hub) answerLocked(a *agent, starts []feedStart) {
 func (h *Hub) afterApply(ctx context.Context, out applied) {
 	if len(out.handed) > 0 {
 		go func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
-			defer cancel()
+			ctx := context.WithoutCancel(ctx)
 			for _, ho := range out.handed {
-				if err := models.MarkTargetsHanded(ctx, h.db, ho.agent, ho.stacks, ho.seq); err != nil {
+				if err := h.markHanded(ctx, ho.agent, ho.stacks, ho.seq); err != nil {
 					h.logger.Warn("feed: marking targets handed over", "err", err)
 				}
 			}

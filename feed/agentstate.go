@@ -49,13 +49,29 @@ type agentState struct {
 	carried stackSet // the stacks its feed carries: targeted while ACTIVE
 }
 
-// stateOf is the state a row read from the database describes.
+// stateOf is the state a row read from the database describes. States are
+// never changed once made, so carried shares targets' map when the agent's
+// feed carries every target (an ACTIVE agent), and is nil when it carries
+// none: one map per idle agent, not two.
 func stateOf(row *models.FeedAgentState) agentState {
-	s := agentState{loaded: true, pakHash: row.PakHash, targets: stackSet{}, carried: stackSet{}}
+	s := agentState{loaded: true, pakHash: row.PakHash, targets: make(stackSet, len(row.Targets))}
+	n := 0
 	for _, t := range row.Targets {
 		s.targets[t.StackID] = struct{}{}
 		if t.Carried {
-			s.carried[t.StackID] = struct{}{}
+			n++
+		}
+	}
+	switch n {
+	case 0:
+	case len(row.Targets):
+		s.carried = s.targets
+	default:
+		s.carried = stackSet{}
+		for _, t := range row.Targets {
+			if t.Carried {
+				s.carried[t.StackID] = struct{}{}
+			}
 		}
 	}
 	return s

@@ -50,6 +50,32 @@ func TestHalfDeadListenerIsPingedAndReplaced(t *testing.T) {
 	equal(t, recvN(t, ch, 1, wait), []int64{last})
 }
 
+// A healthy listener that stays silent past many ping intervals keeps its
+// one connection (a wait cut short by its deadline leaves it usable) and
+// still delivers notifications (the poll is off).
+func TestQuietListenerKeepsItsConnection(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	f := newFixture(t, db)
+	p := newProxy(t, db.URL)
+	h := feed.New(db.Bun, p.url, testLogger(), feed.Options{
+		PollInterval: time.Hour, PingInterval: 20 * time.Millisecond, PingTimeout: 2 * time.Second,
+	})
+	startRunning(t, h)
+	s := f.stack(f.generator())
+	a := f.agent(true)
+	f.target(a, s)
+	ch := feedOf(t, h, a, nil)
+	for range 3 {
+		time.Sleep(200 * time.Millisecond) // about ten waits cut short, and pings
+		seq := f.object(s)
+		equal(t, recvN(t, ch, 1, wait), []int64{seq})
+	}
+	if n := p.conns.Load(); n != 1 {
+		t.Fatalf("%d listener connections, want 1", n)
+	}
+}
+
 // startRunning runs h until the test ends.
 func startRunning(t *testing.T, h *feed.Hub) {
 	t.Helper()

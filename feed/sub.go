@@ -232,7 +232,7 @@ func (h *Hub) endReplay(s *objSub) {
 // the subscription ended or failed meanwhile.
 func (h *Hub) sendStart(ctx context.Context, s *objSub, st feedStart, send func(*models.DeploymentObject) bool) bool {
 	if s.agent != nil && len(st.announce) > 0 {
-		if err := models.MarkTargetsAnnounced(ctx, h.db, s.agent.id, st.announce); err != nil {
+		if err := h.markAnnounced(ctx, s.agent.id, st.announce); err != nil {
 			if ctx.Err() == nil {
 				h.logger.Warn("feed: marking targets announced", "err", err)
 			}
@@ -244,7 +244,7 @@ func (h *Hub) sendStart(ctx context.Context, s *objSub, st feedStart, send func(
 			return false
 		}
 		if st.forced && s.agent != nil {
-			if err := models.MarkTargetsHanded(ctx, h.db, s.agent.id, []uuid.UUID{o.StackID}, st.after); err != nil && ctx.Err() == nil {
+			if err := h.markHanded(ctx, s.agent.id, []uuid.UUID{o.StackID}, st.after); err != nil && ctx.Err() == nil {
 				h.logger.Warn("feed: marking a target handed over", "err", err)
 			}
 		}
@@ -259,6 +259,18 @@ func (h *Hub) sendStart(ctx context.Context, s *objSub, st feedStart, send func(
 		return false
 	}
 	return true
+}
+
+func (h *Hub) markAnnounced(ctx context.Context, agent uuid.UUID, stacks []uuid.UUID) error {
+	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	return models.MarkTargetsAnnounced(ctx, h.db, agent, stacks)
+}
+
+func (h *Hub) markHanded(ctx context.Context, agent uuid.UUID, stacks []uuid.UUID, seq int64) error {
+	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	return models.MarkTargetsHanded(ctx, h.db, agent, stacks, seq)
 }
 
 // drain sends what the pump queued while s replayed, until nothing is
