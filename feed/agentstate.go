@@ -167,8 +167,9 @@ type feedStart struct {
 	from, to int64
 	cursor   int64 // the cursor once initial and replay are sent
 	// Agent feeds: announce is marked announced before anything is sent
-	// (stacks whose content comes in ascending order above what the agent
-	// will resume after, if cut short); if forced, each initial object's
+	// (targeted stacks not announced yet whose content comes in ascending
+	// order above what the agent will resume after, if cut short); if
+	// forced, each initial object's
 	// stack is marked handed at after once that object is sent (it lies at
 	// or below after, so a resume would not replay it).
 	announce []uuid.UUID
@@ -195,7 +196,7 @@ func start(s agentState, c agentChange, after *int64) feedStart {
 	if after == nil {
 		// In ascending order: whatever a cut leaves unsent lies above the
 		// agent's resume point.
-		st.announce, st.initial = all, latestInOrder(all, c.latest)
+		st.announce, st.initial = unannounced(c.row, nil), latestInOrder(all, c.latest)
 		return st
 	}
 	lacking := stackSet{}
@@ -204,12 +205,25 @@ func start(s agentState, c agentChange, after *int64) feedStart {
 			lacking[t.StackID] = struct{}{}
 		}
 	}
-	st.announce = s.carried.minus(lacking)
+	st.announce = unannounced(c.row, lacking)
 	st.initial, st.forced, st.after = latestInOrder(lacking.sorted(), c.latest), true, *after
 	if *after < c.wm {
 		st.stacks, st.from, st.to = all, *after, c.wm
 	}
 	return st
+}
+
+// unannounced is the carried targets not announced yet, but for those in
+// except: the ones to mark announced (marking one twice changes nothing, so
+// a reconnect whose targets are all announced writes nothing).
+func unannounced(row *models.FeedAgentState, except stackSet) []uuid.UUID {
+	var out []uuid.UUID
+	for _, t := range row.Targets {
+		if _, skip := except[t.StackID]; t.Carried && !t.Announced && !skip {
+			out = append(out, t.StackID)
+		}
+	}
+	return out
 }
 
 // deliveredBefore reports whether an agent resuming after `after` certainly

@@ -68,7 +68,11 @@ func names(ids []uuid.UUID) string {
 	n := map[uuid.UUID]string{stackA: "A", stackB: "B", stackC: "C"}
 	var s []string
 	for _, id := range ids {
-		s = append(s, n[id])
+		if name, ok := n[id]; ok {
+			s = append(s, name)
+		} else {
+			s = append(s, "?")
+		}
 	}
 	return strings.Join(s, ",")
 }
@@ -159,13 +163,13 @@ func TestStartWithoutAfter(t *testing.T) {
 		want string
 	}{
 		{"the desired state, in sequence order", agentState{}, row("k", tg{stackC, true, -2, false}, tg{stackA, true, -1, false}),
-			`initial [5 18] forced false announce "A,C" replay "" (0,0] cursor 20`},
+			`initial [5 18] forced false announce "C" replay "" (0,0] cursor 20`},
 		{"an inactive agent's feed is silent", agentState{}, row("k", tg{stackC, false, -2, false}),
 			`initial [] forced false announce "" replay "" (0,0] cursor 20`},
-		{"a stack without objects is announced, nothing sent", agentState{}, row("k", tg{uuid.New(), true, -2, false}),
-			`initial [] forced false announce "" replay "" (0,0] cursor 20`},
-		{"a second feed of a loaded agent", loaded(row("k", tg{stackB, true, -1, false})), row("k", tg{stackB, true, -1, false}),
-			`initial [12] forced false announce "B" replay "" (0,0] cursor 20`},
+		{"a stack without objects is announced, nothing sent", agentState{}, row("k", tg{stackA, true, -2, false}, tg{uuid.New(), true, -2, false}),
+			`initial [5] forced false announce "A,?" replay "" (0,0] cursor 20`},
+		{"a second feed of a loaded agent: announced already, nothing to write", loaded(row("k", tg{stackB, true, -1, false})), row("k", tg{stackB, true, -1, false}),
+			`initial [12] forced false announce "" replay "" (0,0] cursor 20`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := describe(startOf(c.prev, c.row, nil)); got != c.want {
@@ -201,36 +205,37 @@ func TestStartResumeAtEveryCursor(t *testing.T) {
 		if st.cursor != max(after, 20) || !st.forced || st.after != after {
 			t.Errorf("after %d: %s", after, describe(st))
 		}
-		wantAnnounce := "A,B"
-		if after == 12 {
-			wantAnnounce = "A"
-		}
-		if got := names(st.announce); got != wantAnnounce {
-			t.Errorf("after %d: announce %q, want %q", after, got, wantAnnounce)
+		if got := names(st.announce); got != "" {
+			t.Errorf("after %d: announce %q, want none (both announced)", after, got)
 		}
 	}
 }
 
-// TestStartHandOver: which targets a resume after 15 sends again.
+// TestStartHandOver: which targets a resume after 15 sends again, and
+// which it marks announced.
 func TestStartHandOver(t *testing.T) {
 	after := int64(15)
 	for _, c := range []struct {
-		name string
-		t    tg
-		want string
+		name     string
+		t        tg
+		initial  string
+		announce string
 	}{
-		{"added while away, never announced", tg{stackB, true, -2, false}, "[12]"},
-		{"announced in order: came in sequence", tg{stackB, true, -1, false}, "[]"},
-		{"handed over at 15, not acknowledged", tg{stackB, true, 15, false}, "[12]"},
-		{"handed over at 15, acknowledged by an event", tg{stackB, true, 15, true}, "[]"},
-		{"handed over at 14, resumed after a later position", tg{stackB, true, 14, false}, "[]"},
-		{"inactive: nothing", tg{stackB, false, -2, false}, "[]"},
-		{"its latest lies above after: the replay has it", tg{stackC, true, -2, false}, "[]"},
+		{"added while away, never announced", tg{stackB, true, -2, false}, "[12]", ""},
+		{"announced in order: came in sequence", tg{stackB, true, -1, false}, "[]", ""},
+		{"handed over at 15, not acknowledged", tg{stackB, true, 15, false}, "[12]", ""},
+		{"handed over at 15, acknowledged by an event", tg{stackB, true, 15, true}, "[]", ""},
+		{"handed over at 14, resumed after a later position", tg{stackB, true, 14, false}, "[]", ""},
+		{"inactive: nothing", tg{stackB, false, -2, false}, "[]", ""},
+		{"its latest lies above after: the replay has it", tg{stackC, true, -2, false}, "[]", "C"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := row("k", c.t)
-			if got := seqsOf(startOf(agentState{}, r, &after).initial); got != c.want {
-				t.Fatalf("initial %s, want %s", got, c.want)
+			st := startOf(agentState{}, row("k", c.t), &after)
+			if got := seqsOf(st.initial); got != c.initial {
+				t.Fatalf("initial %s, want %s", got, c.initial)
+			}
+			if got := names(st.announce); got != c.announce {
+				t.Fatalf("announce %q, want %q", got, c.announce)
 			}
 		})
 	}
@@ -277,10 +282,10 @@ func TestStepHandOverAndNewFeedTogether(t *testing.T) {
 	if seqsOf(fx.forced) != "[12]" || len(fx.starts) != 2 {
 		t.Fatalf("forced %s, %d starts", seqsOf(fx.forced), len(fx.starts))
 	}
-	if got := describe(fx.starts[0]); got != `initial [5 12] forced false announce "A,B" replay "" (0,0] cursor 20` {
+	if got := describe(fx.starts[0]); got != `initial [5 12] forced false announce "B" replay "" (0,0] cursor 20` {
 		t.Fatalf("new feed without after: %s", got)
 	}
-	if got := describe(fx.starts[1]); got != `initial [12] forced true announce "A" replay "" (0,0] cursor 20` {
+	if got := describe(fx.starts[1]); got != `initial [12] forced true announce "" replay "" (0,0] cursor 20` {
 		t.Fatalf("new feed after 20: %s", got)
 	}
 	if !slices.Equal(stacksOf(fx.forced), []uuid.UUID{stackB}) {
