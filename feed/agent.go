@@ -2,85 +2,39 @@ package feed
 
 import (
 	"context"
-	"database/sql"
-	"errors"
-	"fmt"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/brokkr/brokkr/models"
 )
 
-// agentState is what the hub knows of one agent with subscribers: shared by
-// all its subscriptions, loaded and reloaded by the pump only.
-type agentState struct {
-	id         uuid.UUID
-	loaded     bool
-	active     bool
-	pakHash    string
-	stacks     map[uuid.UUID]struct{}
-	subs       []*objSub
-	targetSubs []*targetSub
+// agent is one agent with subscribers. Guarded by Hub.mu; state and pending
+// are written by the pump only (so the pump reads them without the lock).
+type agent struct {
+	id       uuid.UUID
+	state    agentState
+	feeds    []*objSub       // agentDeploymentObjects subscriptions
+	watchers []*targetSub    // agentTargetChanges subscriptions
+	pending  []*registration // subscriptions waiting for the pump's answer
 }
 
 // targetSub is one agentTargetChanges subscription (live only).
 type targetSub struct {
 	ch    chan *models.AgentTargetChange
 	waker *Waker // told of every send on and the close of ch
-	agent *agentState
+	agent *agent
 	stop  func() bool
 	ready bool
 	done  bool
 }
 
-func uuidArray(ids []uuid.UUID) any {
-	s := make([]string, len(ids))
-	for i, id := range ids {
-		s[i] = id.String()
-	}
-	return pgdialect.Array(s)
-}
-
-var unauthenticated = &models.Error{Kind: models.KindUnauthenticated, Message: "the agent's key is no longer valid"}
-
-// agentFor resolves which agent a caller may subscribe as: agents as
-// themselves, admins any agent, generators none.
-func (h *Hub) agentFor(ctx context.Context, scope models.Scope, agentID uuid.UUID) (uuid.UUID, error) {
-	switch scope.Role {
-	case models.RoleAdmin:
-		if agentID == uuid.Nil {
-			return uuid.Nil, models.Invalid("agentId", "agentId is required for an admin")
-		}
-	case models.RoleAgent:
-		if agentID != uuid.Nil && agentID != scope.AgentID {
-			return uuid.Nil, models.NotFound("agent")
-		}
-		agentID = scope.AgentID
-	default:
-		return uuid.Nil, models.Forbidden("only agents and admins subscribe to an agent's feed")
-	}
-	var deleted bool
-	err := h.db.NewRaw("SELECT deleted_at IS NOT NULL FROM agents WHERE id = ?", agentID).Scan(ctx, &deleted)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted) {
-		if scope.Role == models.RoleAgent {
-			return uuid.Nil, unauthenticated
-		}
-		return uuid.Nil, models.NotFound("agent")
-	}
-	if err != nil {
-		return uuid.Nil, h.internal("feed.agentFor", err)
-	}
-	return agentID, nil
-}
-
 // AgentDeploymentObjects implements graph.Feed (DESIGN §5).
 func (h *Hub) AgentDeploymentObjects(ctx context.Context, scope models.Scope, agentID uuid.UUID, after *int64) (<-chan *models.DeploymentObject, error) {
-	id, err := h.agentFor(ctx, scope, agentID)
+	id, err := models.FeedAgent(ctx, h.db, scope, agentID)
 	if err != nil {
-		return nil, err
+		return nil, h.internal("feed.AgentDeploymentObjects", err)
 	}
 	if after != nil && *after < 0 {
 		return nil, models.Invalid("after", "after must not be negative")
@@ -97,9 +51,9 @@ func (h *Hub) AgentDeploymentObjects(ctx context.Context, scope models.Scope, ag
 // AgentTargetChanges implements graph.Feed: targets added to and removed from
 // the agent from now on.
 func (h *Hub) AgentTargetChanges(ctx context.Context, scope models.Scope, agentID uuid.UUID) (<-chan *models.AgentTargetChange, error) {
-	id, err := h.agentFor(ctx, scope, agentID)
+	id, err := models.FeedAgent(ctx, h.db, scope, agentID)
 	if err != nil {
-		return nil, err
+		return nil, h.internal("feed.AgentTargetChanges", err)
 	}
 	t := &targetSub{ch: make(chan *models.AgentTargetChange, h.opts.BufferSize), waker: wakerFor(ctx)}
 	r := &registration{tsub: t, agentID: id, res: make(chan regResult, 1)}
@@ -139,8 +93,8 @@ func (h *Hub) closeTargetSubLocked(t *targetSub) {
 		t.stop()
 	}
 	if a := t.agent; a != nil {
-		if i := slices.Index(a.targetSubs, t); i >= 0 {
-			a.targetSubs = slices.Delete(a.targetSubs, i, i+1)
+		if i := slices.Index(a.watchers, t); i >= 0 {
+			a.watchers = slices.Delete(a.watchers, i, i+1)
 		}
 		h.dropAgentIfIdleLocked(a)
 	}
@@ -161,29 +115,34 @@ func (h *Hub) sendTargetChangeLocked(t *targetSub, c *models.AgentTargetChange) 
 }
 
 // dropAgentIfIdleLocked forgets an agent nobody subscribes to any more.
-func (h *Hub) dropAgentIfIdleLocked(a *agentState) {
-	if len(a.subs) > 0 || len(a.targetSubs) > 0 {
+func (h *Hub) dropAgentIfIdleLocked(a *agent) {
+	if len(a.feeds) > 0 || len(a.watchers) > 0 {
 		return
 	}
+	h.forgetAgentLocked(a)
+}
+
+// forgetAgentLocked removes a from the hub and from the stack index.
+func (h *Hub) forgetAgentLocked(a *agent) {
 	if h.agents[a.id] != a {
 		return
 	}
 	delete(h.agents, a.id)
-	for st := range a.stacks {
+	for st := range a.state.carried {
 		h.unindexLocked(a, st)
 	}
 }
 
-func (h *Hub) indexLocked(a *agentState, stack uuid.UUID) {
+func (h *Hub) indexLocked(a *agent, stack uuid.UUID) {
 	m := h.byStack[stack]
 	if m == nil {
-		m = map[*agentState]struct{}{}
+		m = map[*agent]struct{}{}
 		h.byStack[stack] = m
 	}
 	m[a] = struct{}{}
 }
 
-func (h *Hub) unindexLocked(a *agentState, stack uuid.UUID) {
+func (h *Hub) unindexLocked(a *agent, stack uuid.UUID) {
 	if m := h.byStack[stack]; m != nil {
 		delete(m, a)
 		if len(m) == 0 {
@@ -194,19 +153,22 @@ func (h *Hub) unindexLocked(a *agentState, stack uuid.UUID) {
 
 // markDirty asks the pump to reload an agent (a target or agent NOTIFY) and
 // to check the key of a principal with dashboard subscriptions.
-func (h *Hub) markDirty(id uuid.UUID) {
+func (h *Hub) markDirty(ids ...uuid.UUID) {
 	h.mu.Lock()
-	if _, ok := h.agents[id]; ok {
-		h.dirty[id] = struct{}{}
-	}
-	if _, ok := h.watches[id]; ok {
-		h.watchDirty[id] = struct{}{}
+	for _, id := range ids {
+		if _, ok := h.agents[id]; ok {
+			h.dirty[id] = struct{}{}
+		}
+		if _, ok := h.watches[id]; ok {
+			h.watchDirty[id] = struct{}{}
+		}
 	}
 	h.mu.Unlock()
 	h.wake()
 }
 
-// markResync asks the pump to reload every agent (listener reconnected).
+// markResync asks the pump to reload every agent and check every watched
+// key (the listener reconnected, or the periodic resync).
 func (h *Hub) markResync() {
 	h.mu.Lock()
 	h.resync = true
@@ -214,48 +176,56 @@ func (h *Hub) markResync() {
 	h.wake()
 }
 
-type agentRow struct {
-	ID        uuid.UUID  `bun:"id"`
-	Status    string     `bun:"status"`
-	PakHash   *string    `bun:"pak_hash"`
-	DeletedAt *time.Time `bun:"deleted_at"`
+// stepped is one agent's step, waiting to be applied.
+type stepped struct {
+	a    *agent
+	next agentState
+	fx   agentEffects
 }
 
-type targetRow struct {
-	AgentID      uuid.UUID `bun:"agent_id"`
-	StackID      uuid.UUID `bun:"stack_id"`
-	CreatedAt    time.Time `bun:"created_at"`
-	Announced    bool      `bun:"announced"`
-	AnnouncedSeq *int64    `bun:"announced_seq"`
-	Acked        bool      `bun:"acked"` // the agent reported an event for the stack's latest live object
-}
-
-// deliveredBefore reports whether an agent resuming after `after` certainly
-// has the stack's latest object (at or below after). An object handed over
-// out of order (a new target) may have been lost with the connection: it
-// counts as received once the agent resumes after a later position of the
-// feed (everything sent after it carries a higher sequence), or reported an
-// event for it. Otherwise it is delivered again: a rare repeat of one latest
-// object rather than a loss.
-func (t targetRow) deliveredBefore(after int64) bool {
-	if !t.Announced {
-		return false
-	}
-	return t.Acked || (t.AnnouncedSeq != nil && *t.AnnouncedSeq < after)
-}
-
-// processAgents answers registrations and reloads dirty agents: their status,
-// key and targets, from the tables. Added targets deliver their stack's
-// latest object; removed ones stop; activation delivers the desired state;
-// deletion or key rotation closes the agent's subscriptions.
+// processAgents attaches new agent subscriptions, reloads the agents that
+// changed (or have new subscriptions), runs each through step, and applies
+// the effects: added targets deliver their stack's latest object, removed
+// ones stop, activation delivers the desired state, deletion or key rotation
+// closes the agent's subscriptions, new subscriptions are answered.
 func (h *Hub) processAgents(ctx context.Context) error {
+	work, wm := h.takeAgentWork()
+	if len(work) == 0 {
+		return nil
+	}
+	rows, latest, err := h.loadAgents(ctx, work, wm)
+	if err != nil {
+		h.markDirty(agentIDs(work)...)
+		return err
+	}
+	now := time.Now()
+	steps := make([]stepped, 0, len(work))
+	for _, a := range work {
+		c := agentChange{row: rows[a.id], latest: latest, wm: wm, now: now, feeds: pendingAfters(a)}
+		next, fx := step(a.state, c)
+		steps = append(steps, stepped{a, next, fx})
+	}
+	var out applied
 	h.mu.Lock()
+	for _, s := range steps {
+		h.applyAgentLocked(s, wm, &out)
+	}
+	h.mu.Unlock()
+	h.afterApply(ctx, out)
+	return nil
+}
+
+// takeAgentWork answers dashboard registrations (they need only the
+// watermark), attaches agent registrations to their agent (created if
+// needed; answered by the step), and returns the agents to load: those with
+// new subscriptions and those marked dirty (all of them on a resync).
+func (h *Hub) takeAgentWork() ([]*agent, int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	regs := h.regs
 	h.regs = nil
-	ids := map[uuid.UUID]struct{}{}
-	for id := range h.dirty {
-		ids[id] = struct{}{}
-	}
+	ids := h.dirty
+	h.dirty = map[uuid.UUID]struct{}{}
 	if h.resync {
 		for id := range h.agents {
 			ids[id] = struct{}{}
@@ -265,393 +235,190 @@ func (h *Hub) processAgents(ctx context.Context) error {
 		}
 		h.resync = false
 	}
-	h.dirty = map[uuid.UUID]struct{}{}
-	wm := h.wm
-	var stackRegs []*registration
-	var agentRegs []*registration
 	for _, r := range regs {
-		if r.sub != nil && r.sub.done || r.tsub != nil && r.tsub.done {
-			continue
+		if r.isStack() {
+			h.registerStackLocked(r, h.wm)
+		} else if !r.done() {
+			h.attachLocked(r)
+			ids[r.agentID] = struct{}{}
 		}
-		if r.sub != nil && r.sub.agent == nil && r.stackID != uuid.Nil {
-			stackRegs = append(stackRegs, r)
-			continue
-		}
-		agentRegs = append(agentRegs, r)
-		ids[r.agentID] = struct{}{}
 	}
-	// Dashboard subscriptions need only the watermark.
-	for _, r := range stackRegs {
-		h.registerStackLocked(r, wm)
-	}
-	h.mu.Unlock()
-	if len(ids) == 0 {
-		return nil
-	}
-	list := make([]uuid.UUID, 0, len(ids))
+	var work []*agent
 	for id := range ids {
-		list = append(list, id)
-	}
-	var agents []agentRow
-	if err := h.db.NewRaw("SELECT id, status, pak_hash, deleted_at FROM agents WHERE id = ANY(?::uuid[])", uuidArray(list)).Scan(ctx, &agents); err != nil {
-		h.requeue(agentRegs, list)
-		return fmt.Errorf("feed: loading agents: %w", err)
-	}
-	var targets []targetRow
-	if err := h.db.NewRaw(`SELECT t.agent_id, t.stack_id, t.created_at, t.announced_at IS NOT NULL AS announced, t.announced_seq,
-		       EXISTS (SELECT 1 FROM agent_events e
-		                WHERE e.agent_id = t.agent_id
-		                  AND e.deployment_object_id = (SELECT d.id FROM deployment_objects d
-		                                                 WHERE d.stack_id = t.stack_id AND d.deleted_at IS NULL
-		                                                 ORDER BY d.sequence_id DESC LIMIT 1)) AS acked
-		  FROM agent_targets t WHERE t.agent_id = ANY(?::uuid[])`, uuidArray(list)).Scan(ctx, &targets); err != nil {
-		h.requeue(agentRegs, list)
-		return fmt.Errorf("feed: loading targets: %w", err)
-	}
-	rows := map[uuid.UUID]agentRow{}
-	for _, a := range agents {
-		rows[a.ID] = a
-	}
-	tg := map[uuid.UUID][]targetRow{}
-	for _, t := range targets {
-		tg[t.AgentID] = append(tg[t.AgentID], t)
-	}
-
-	// Which stacks need their latest object: every stack of an active agent
-	// gaining a subscriber, becoming active, or gaining that target.
-	h.mu.Lock()
-	need := map[uuid.UUID]struct{}{}
-	newRegs := map[uuid.UUID]bool{}
-	for _, r := range agentRegs {
-		if r.sub != nil {
-			newRegs[r.agentID] = true
+		if a := h.agents[id]; a != nil {
+			work = append(work, a)
 		}
 	}
-	for _, id := range list {
-		row, ok := rows[id]
-		if !ok || row.DeletedAt != nil || row.Status != string(models.AgentStatusActive) {
+	return work, h.wm
+}
+
+// attachLocked adds an agent registration to its agent (not ready yet).
+func (h *Hub) attachLocked(r *registration) {
+	a := h.agents[r.agentID]
+	if a == nil {
+		a = &agent{id: r.agentID}
+		h.agents[r.agentID] = a
+	}
+	if r.sub != nil {
+		r.sub.agent = a
+		a.feeds = append(a.feeds, r.sub)
+	} else {
+		r.tsub.agent = a
+		a.watchers = append(a.watchers, r.tsub)
+	}
+	a.pending = append(a.pending, r)
+}
+
+func agentIDs(as []*agent) []uuid.UUID {
+	out := make([]uuid.UUID, len(as))
+	for i, a := range as {
+		out[i] = a.id
+	}
+	return out
+}
+
+// pendingAfters is the `after` of each feed waiting for its answer.
+func pendingAfters(a *agent) []*int64 {
+	var out []*int64
+	for _, r := range a.pending {
+		if r.sub != nil {
+			out = append(out, r.after)
+		}
+	}
+	return out
+}
+
+// applied is what applying steps leaves to do outside the lock.
+type applied struct {
+	revoked []models.Scope
+	handed  []handover
+}
+
+// handover: the latest objects of stacks were handed to an agent's feeds
+// out of order at feed position seq.
+type handover struct {
+	agent  uuid.UUID
+	stacks []uuid.UUID
+	seq    int64
+}
+
+// applyAgentLocked applies one agent's step to its subscriptions.
+func (h *Hub) applyAgentLocked(s stepped, wm int64, out *applied) {
+	a, fx := s.a, s.fx
+	if h.agents[a.id] != a {
+		return // every subscriber left meanwhile
+	}
+	if fx.revoke && h.closeAnsweredLocked(a) {
+		out.revoked = append(out.revoked, models.AgentScope(a.id))
+	}
+	if fx.gone {
+		for _, r := range a.pending {
+			r.fail(errKeyGone)
+		}
+		h.closeAllLocked(a)
+		h.forgetAgentLocked(a)
+		return
+	}
+	for _, st := range fx.unindex {
+		h.unindexLocked(a, st)
+	}
+	for _, st := range fx.index {
+		h.indexLocked(a, st)
+	}
+	a.state = s.next
+	for _, c := range fx.changes {
+		for _, t := range slices.Clone(a.watchers) {
+			h.sendTargetChangeLocked(t, c)
+		}
+	}
+	if h.handOverLocked(a, fx.forced) {
+		// Everything dispatched after these objects lies above the
+		// watermark: an agent resuming after it has received them.
+		out.handed = append(out.handed, handover{a.id, stacksOf(fx.forced), wm})
+	}
+	h.answerLocked(a, fx.starts)
+}
+
+// closeAnsweredLocked closes the agent's subscriptions answered before this
+// round; it reports whether there were any.
+func (h *Hub) closeAnsweredLocked(a *agent) bool {
+	closed := false
+	for _, s := range slices.Clone(a.feeds) {
+		if s.ready {
+			h.endLocked(s)
+			closed = true
+		}
+	}
+	for _, t := range slices.Clone(a.watchers) {
+		if t.ready {
+			h.closeTargetSubLocked(t)
+			closed = true
+		}
+	}
+	return closed
+}
+
+// closeAllLocked closes every subscription of the agent.
+func (h *Hub) closeAllLocked(a *agent) {
+	for _, s := range slices.Clone(a.feeds) {
+		h.endLocked(s)
+	}
+	for _, t := range slices.Clone(a.watchers) {
+		h.closeTargetSubLocked(t)
+	}
+}
+
+// handOverLocked sends forced objects to the agent's answered feeds; it
+// reports whether any feed took them.
+func (h *Hub) handOverLocked(a *agent, forced []*models.DeploymentObject) bool {
+	if len(forced) == 0 {
+		return false
+	}
+	handed := false
+	for _, s := range slices.Clone(a.feeds) {
+		if !s.ready {
 			continue
 		}
-		a := h.agents[id]
-		for _, t := range tg[id] {
-			switch {
-			case newRegs[id]:
-				need[t.StackID] = struct{}{}
-			case a == nil || !a.loaded || !a.active:
-				need[t.StackID] = struct{}{}
-			default:
-				if _, had := a.stacks[t.StackID]; !had {
-					need[t.StackID] = struct{}{}
-				}
-			}
+		for _, o := range forced {
+			h.deliverLocked(s, o, true)
 		}
+		handed = true
 	}
-	h.mu.Unlock()
-	latest := map[uuid.UUID]*models.DeploymentObject{}
-	if len(need) > 0 {
-		stacks := make([]uuid.UUID, 0, len(need))
-		for id := range need {
-			stacks = append(stacks, id)
-		}
-		var objs []*models.DeploymentObject
-		err := h.db.NewSelect().Model(&objs).ColumnExpr("d.*").
-			DistinctOn("d.stack_id").
-			Where("d.stack_id = ANY(?::uuid[])", uuidArray(stacks)).
-			Where("d.deleted_at IS NULL").
-			Where("d.sequence_id <= ?", wm).
-			OrderExpr("d.stack_id, d.sequence_id DESC").
-			Scan(ctx)
-		if err == nil {
-			err = h.attachStacks(ctx, objs)
-		}
-		if err != nil {
-			h.requeue(agentRegs, list)
-			return fmt.Errorf("feed: loading latest objects: %w", err)
-		}
-		for _, o := range objs {
-			latest[o.StackID] = o
-		}
-	}
+	return handed
+}
 
-	type answer struct {
-		r   *registration
-		res regResult
-	}
-	var answers []answer
-	var revoked []models.Scope
-	type announce struct {
-		agent  uuid.UUID
-		stacks []uuid.UUID
-		seq    int64 // the feed position at hand-over
-	}
-	var announces []announce
-
-	h.mu.Lock()
-	// Attach new registrations to their agent's state (created if needed).
-	for _, r := range agentRegs {
-		if r.sub != nil && r.sub.done || r.tsub != nil && r.tsub.done {
-			continue
-		}
-		a := h.agents[r.agentID]
-		if a == nil {
-			a = &agentState{id: r.agentID, stacks: map[uuid.UUID]struct{}{}}
-			h.agents[r.agentID] = a
-		}
+// answerLocked answers the agent's waiting registrations: feeds with their
+// start (in order), target-change subscriptions with nothing.
+func (h *Hub) answerLocked(a *agent, starts []feedStart) {
+	i := 0
+	for _, r := range a.pending {
 		if r.sub != nil {
-			r.sub.agent = a
-			a.subs = append(a.subs, r.sub)
+			r.sub.ready = true
+			r.answer(regResult{start: starts[i]})
+			i++
 		} else {
-			r.tsub.agent = a
-			a.targetSubs = append(a.targetSubs, r.tsub)
+			r.tsub.ready = true
+			r.answer(regResult{})
 		}
 	}
-	now := time.Now()
-	for _, id := range list {
-		a := h.agents[id]
-		if a == nil {
-			continue // every subscriber left meanwhile
-		}
-		row, ok := rows[id]
-		pak := ""
-		if ok && row.PakHash != nil {
-			pak = *row.PakHash
-		}
-		if !ok || row.DeletedAt != nil || (a.loaded && pak != a.pakHash) {
-			// Deleted or key rotated: close what was subscribed before this
-			// round. Subscribers registering now authenticated after the
-			// change (or are refused below if the agent is gone).
-			var old []*objSub
-			for _, s := range a.subs {
-				if s.ready {
-					old = append(old, s)
-				}
-			}
-			var oldT []*targetSub
-			for _, t := range a.targetSubs {
-				if t.ready {
-					oldT = append(oldT, t)
-				}
-			}
-			for _, s := range old {
-				h.endLocked(s)
-			}
-			for _, t := range oldT {
-				h.closeTargetSubLocked(t)
-			}
-			if len(old)+len(oldT) > 0 {
-				revoked = append(revoked, models.Scope{Role: models.RoleAgent, AgentID: id})
-			}
-			if !ok || row.DeletedAt != nil {
-				for _, s := range slices.Clone(a.subs) {
-					h.endLocked(s)
-				}
-				for _, t := range slices.Clone(a.targetSubs) {
-					h.closeTargetSubLocked(t)
-				}
-				continue
-			}
-			if h.agents[id] != a {
-				continue // nobody left to serve
-			}
-		}
-		active := row.Status == string(models.AgentStatusActive)
-		newStacks := map[uuid.UUID]struct{}{}
-		for _, t := range tg[id] {
-			newStacks[t.StackID] = struct{}{}
-		}
-		var added []uuid.UUID
-		for st := range newStacks {
-			if _, had := a.stacks[st]; !had {
-				added = append(added, st)
-				h.indexLocked(a, st)
-			}
-		}
-		var removed []uuid.UUID
-		for st := range a.stacks {
-			if _, keep := newStacks[st]; !keep {
-				removed = append(removed, st)
-				h.unindexLocked(a, st)
-			}
-		}
-		wasLoaded, wasActive := a.loaded, a.active
-		a.stacks, a.active, a.pakHash, a.loaded = newStacks, active, pak, true
+	a.pending = nil
+}
 
-		// Target changes for agentTargetChanges subscribers already there.
-		if wasLoaded {
-			created := map[uuid.UUID]time.Time{}
-			for _, t := range tg[id] {
-				created[t.StackID] = t.CreatedAt
-			}
-			for _, st := range added {
-				c := &models.AgentTargetChange{Action: models.TargetAdded, AgentID: id, StackID: st, At: created[st]}
-				for _, t := range slices.Clone(a.targetSubs) {
-					h.sendTargetChangeLocked(t, c)
-				}
-			}
-			for _, st := range removed {
-				c := &models.AgentTargetChange{Action: models.TargetRemoved, AgentID: id, StackID: st, At: now}
-				for _, t := range slices.Clone(a.targetSubs) {
-					h.sendTargetChangeLocked(t, c)
-				}
-			}
-		}
-		for _, t := range a.targetSubs {
-			if !t.ready {
-				t.ready = true
-				for _, r := range agentRegs {
-					if r.tsub == t {
-						answers = append(answers, answer{r, regResult{}})
-					}
-				}
-			}
-		}
-
-		// Deliveries to subscribers already answered.
-		var forcedStacks []uuid.UUID
-		if active && wasLoaded {
-			if !wasActive {
-				forcedStacks = sortedStacks(newStacks, latest)
-			} else {
-				forcedStacks = sortedStacks(toSet(added), latest)
-			}
-		}
-		var handed bool
-		for _, s := range slices.Clone(a.subs) {
-			if !s.ready {
-				continue
-			}
-			for _, st := range forcedStacks {
-				if o := latest[st]; o != nil {
-					h.deliverLocked(s, o, true)
-				}
-			}
-			handed = true
-		}
-		if handed && len(forcedStacks) > 0 {
-			// Everything dispatched after these objects lies above the
-			// watermark: an agent resuming after it has received them.
-			announces = append(announces, announce{id, forcedStacks, h.wm})
-		}
-
-		// Answers for new subscribers.
-		for _, s := range a.subs {
-			if s.ready {
-				continue
-			}
-			s.ready = true
-			var r *registration
-			for _, x := range agentRegs {
-				if x.sub == s {
-					r = x
-					break
-				}
-			}
-			if r == nil {
-				continue
-			}
-			res := regResult{cursor: wm}
-			if active {
-				all := make([]uuid.UUID, 0, len(newStacks))
-				for st := range newStacks {
-					all = append(all, st)
-				}
-				if r.after == nil {
-					// The desired state, in ascending order: whatever a cut
-					// leaves unsent lies above the agent's resume point.
-					res.announce = all
-					res.initial = latestInOrder(newStacks, latest)
-				} else {
-					after := *r.after
-					un := map[uuid.UUID]struct{}{}
-					for _, t := range tg[id] {
-						if o := latest[t.StackID]; o != nil && o.SequenceID <= after && !t.deliveredBefore(after) {
-							un[t.StackID] = struct{}{}
-						}
-					}
-					for _, st := range all {
-						if _, ok := un[st]; !ok {
-							res.announce = append(res.announce, st)
-						}
-					}
-					res.initial, res.forced, res.after = latestInOrder(un, latest), true, after
-					if after < wm {
-						res.stacks, res.from, res.to = all, after, wm
-					}
-					res.cursor = max(after, wm)
-				}
-			} else if r.after != nil {
-				res.cursor = max(*r.after, wm)
-			}
-			answers = append(answers, answer{r, res})
-		}
-	}
-	h.mu.Unlock()
-
-	for _, an := range answers {
-		an.r.res <- an.res
-	}
-	if len(announces) > 0 {
+// afterApply records hand-overs and reports revocations, outside the lock.
+func (h *Hub) afterApply(ctx context.Context, out applied) {
+	if len(out.handed) > 0 {
 		go func() {
-			for _, an := range announces {
-				if err := h.markHanded(context.WithoutCancel(ctx), an.agent, an.stacks, an.seq); err != nil {
-					h.logger.Warn("feed: marking targets announced", "err", err)
+			ctx := context.WithoutCancel(ctx)
+			for _, ho := range out.handed {
+				if err := h.markHanded(ctx, ho.agent, ho.stacks, ho.seq); err != nil {
+					h.logger.Warn("feed: marking targets handed over", "err", err)
 				}
 			}
 		}()
 	}
 	if h.opts.OnRevoke != nil {
-		for _, sc := range revoked {
+		for _, sc := range out.revoked {
 			h.opts.OnRevoke(sc)
 		}
 	}
-	// Registrations of agents that are gone were refused by closing their
-	// subscriptions above; answer them so their goroutines end.
-	for _, r := range agentRegs {
-		r.fail(unauthenticated)
-	}
-	return nil
-}
-
-// requeue puts registrations and dirty agents back after a failed load.
-func (h *Hub) requeue(regs []*registration, ids []uuid.UUID) {
-	h.mu.Lock()
-	h.regs = append(regs, h.regs...)
-	for _, id := range ids {
-		if _, ok := h.agents[id]; ok {
-			h.dirty[id] = struct{}{}
-		}
-	}
-	h.mu.Unlock()
-}
-
-func toSet(ids []uuid.UUID) map[uuid.UUID]struct{} {
-	m := make(map[uuid.UUID]struct{}, len(ids))
-	for _, id := range ids {
-		m[id] = struct{}{}
-	}
-	return m
-}
-
-// latestInOrder is the latest object of each stack, in sequence order.
-func latestInOrder(stacks map[uuid.UUID]struct{}, latest map[uuid.UUID]*models.DeploymentObject) []*models.DeploymentObject {
-	var out []*models.DeploymentObject
-	for st := range stacks {
-		if o := latest[st]; o != nil {
-			out = append(out, o)
-		}
-	}
-	slices.SortFunc(out, func(a, b *models.DeploymentObject) int {
-		return int(a.SequenceID - b.SequenceID)
-	})
-	return out
-}
-
-// sortedStacks orders stacks by their latest object's sequence.
-func sortedStacks(stacks map[uuid.UUID]struct{}, latest map[uuid.UUID]*models.DeploymentObject) []uuid.UUID {
-	objs := latestInOrder(stacks, latest)
-	out := make([]uuid.UUID, len(objs))
-	for i, o := range objs {
-		out[i] = o.StackID
-	}
-	return out
 }

@@ -41,80 +41,15 @@ func BenchmarkWakeupWritePath(b *testing.B) {
 	if m := os.Getenv("FEED_BENCH_MODES"); m != "" {
 		modes = strings.Split(m, ",")
 	}
-	type setup struct {
-		db   *dbtest.DB
-		h    *feed.Hub
-		s    uuid.UUID
-		busy time.Duration
-		n    int
-	}
-	setups := map[string]*setup{}
+	setups := map[string]*wakeupSetup{}
 	for _, mode := range modes {
-		db := dbtest.New(b)
-		f := newFixture(b, db)
-		db.Bun.SetMaxOpenConns(16)
-		st := &setup{db: db, s: f.stack(f.generator())}
-		if mode != "trigger" && mode != "trigger+hub" {
-			f.exec("DROP TRIGGER deployment_objects_feed_notify ON deployment_objects")
-		}
-		if strings.HasSuffix(mode, "+hub") {
-			st.h, _ = startHub(b, db, feed.Options{})
-			// A subscriber, so the hub does its real work on each wake-up.
-			a := f.agent(true)
-			f.target(a, st.s)
-			ch, err := st.h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			go func() {
-				for range ch {
-				}
-			}()
-		}
-		setups[mode] = st
-	}
-	const writers, perRound = 8, 500
-	insert := `INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum)
-	           VALUES ($1, $2, encode(sha256(convert_to($2, 'UTF8')), 'hex'))`
-	run := func(mode string, st *setup) {
-		var next atomic.Int64
-		start := time.Now()
-		var wg sync.WaitGroup
-		for w := 0; w < writers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := next.Add(1)
-					if i > perRound {
-						return
-					}
-					y := "n: " + strconv.FormatInt(i, 10) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-					if _, err := st.db.Bun.DB.ExecContext(bg, insert, st.s, y); err != nil {
-						b.Error(err)
-						return
-					}
-					switch mode {
-					case "notify-after-commit":
-						if _, err := st.db.Bun.DB.ExecContext(bg, "SELECT pg_notify('brokkr_public', 'd')"); err != nil {
-							b.Error(err)
-							return
-						}
-					case "trigger+hub":
-						st.h.Published(bg)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		st.busy += time.Since(start)
-		st.n += perRound
+		setups[mode] = newWakeupSetup(b, mode)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for range 4 {
 			for _, mode := range modes {
-				run(mode, setups[mode])
+				setups[mode].round(b)
 			}
 		}
 	}
@@ -123,6 +58,82 @@ func BenchmarkWakeupWritePath(b *testing.B) {
 		st := setups[mode]
 		b.ReportMetric(float64(st.n)/st.busy.Seconds(), mode+"-tx/s")
 	}
+}
+
+// wakeupSetup is one mode of BenchmarkWakeupWritePath on its own database.
+type wakeupSetup struct {
+	mode string
+	db   *dbtest.DB
+	h    *feed.Hub
+	s    uuid.UUID
+	busy time.Duration
+	n    int
+}
+
+func newWakeupSetup(b *testing.B, mode string) *wakeupSetup {
+	db := dbtest.New(b)
+	f := newFixture(b, db)
+	db.Bun.SetMaxOpenConns(16)
+	st := &wakeupSetup{mode: mode, db: db, s: f.stack(f.generator())}
+	if mode != "trigger" && mode != "trigger+hub" {
+		f.exec("DROP TRIGGER deployment_objects_feed_notify ON deployment_objects")
+	}
+	if strings.HasSuffix(mode, "+hub") {
+		st.h, _ = startHub(b, db, feed.Options{})
+		// A subscriber, so the hub does its real work on each wake-up.
+		a := f.agent(true)
+		f.target(a, st.s)
+		ch, err := st.h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			for range ch {
+			}
+		}()
+	}
+	return st
+}
+
+const wakeupWriters, wakeupPerRound = 8, 500
+
+// round inserts wakeupPerRound objects from wakeupWriters writers, each
+// insert its own transaction, with the mode's wake-up.
+func (st *wakeupSetup) round(b *testing.B) {
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range wakeupWriters {
+		wg.Go(func() {
+			for next.Add(1) <= wakeupPerRound {
+				if err := st.write(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st.busy += time.Since(start)
+	st.n += wakeupPerRound
+}
+
+// write is one insert and the mode's wake-up.
+func (st *wakeupSetup) write() error {
+	const insert = `INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum)
+	           VALUES ($1, $2, encode(sha256(convert_to($2, 'UTF8')), 'hex'))`
+	y := "n: " + strconv.FormatInt(time.Now().UnixNano(), 10)
+	if _, err := st.db.Bun.DB.ExecContext(bg, insert, st.s, y); err != nil {
+		return err
+	}
+	switch st.mode {
+	case "notify-after-commit":
+		_, err := st.db.Bun.DB.ExecContext(bg, "SELECT pg_notify('brokkr_public', 'd')")
+		return err
+	case "trigger+hub":
+		st.h.Published(bg)
+	}
+	return nil
 }
 
 // BenchmarkFanout: N agent subscriptions on one hub, all targeting one stack;
@@ -148,8 +159,7 @@ func benchFanout(b *testing.B, n int) {
 	db := dbtest.New(b)
 	f := newFixture(b, db)
 	db.Bun.SetMaxOpenConns(16)
-	g := f.generator()
-	s := f.stack(g)
+	s := f.stack(f.generator())
 	f.exec(`INSERT INTO agents (name, cluster_name, status) SELECT 'bench-' || i, 'c', 'ACTIVE' FROM generate_series(1, ?) i`, n)
 	f.exec(`INSERT INTO agent_targets (agent_id, stack_id) SELECT id, ? FROM agents`, s)
 	var ids []uuid.UUID
@@ -159,32 +169,9 @@ func benchFanout(b *testing.B, n int) {
 	ctx, cancel := context.WithCancel(bg)
 	defer cancel()
 	memBefore := memNow()
-	chans := make([]<-chan *models.DeploymentObject, n)
-	for i, id := range ids {
-		ch, err := h.AgentDeploymentObjects(ctx, agentScope(id), uuid.Nil, ptr(int64(0)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		chans[i] = ch
-	}
-	// Wait until every subscription is answered and live: one object
-	// through all of them.
-	seq := f.object(s)
-	h.Published(bg)
-	for _, ch := range chans {
-		select {
-		case o := <-ch:
-			if o.SequenceID != seq {
-				b.Fatalf("got %d, want %d", o.SequenceID, seq)
-			}
-		case <-time.After(time.Minute):
-			b.Fatal("warm-up object not delivered")
-		}
-	}
+	chans := subscribeAll(b, ctx, h, f, s, ids)
 	memHub := memNow()
-
 	// Readers, as the websocket layer has one goroutine per subscription.
-	var received sync.WaitGroup
 	recvAt := make([]time.Time, n)
 	var round atomic.Pointer[sync.WaitGroup]
 	for i, ch := range chans {
@@ -201,33 +188,61 @@ func benchFanout(b *testing.B, n int) {
 	var lat []time.Duration
 	b.ResetTimer()
 	for it := 0; it < b.N; it++ {
-		wg := &received
+		wg := &sync.WaitGroup{}
 		wg.Add(n)
 		round.Store(wg)
-		seq := f.object(s)
+		f.object(s)
 		committed := time.Now()
 		h.Published(bg)
 		wg.Wait()
-		_ = seq
 		for _, t := range recvAt {
 			lat = append(lat, t.Sub(committed))
 		}
 	}
 	b.StopTimer()
+	reportFanout(b, lat, n, memBefore, memHub, memReaders)
+}
+
+// subscribeAll subscribes every agent (after 0) and waits until every
+// subscription is answered and live: one object through all of them.
+func subscribeAll(b *testing.B, ctx context.Context, h *feed.Hub, f *fixture, s uuid.UUID, ids []uuid.UUID) []<-chan *models.DeploymentObject {
+	chans := make([]<-chan *models.DeploymentObject, len(ids))
+	for i, id := range ids {
+		ch, err := h.AgentDeploymentObjects(ctx, agentScope(id), uuid.Nil, ptr(int64(0)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		chans[i] = ch
+	}
+	seq := f.object(s)
+	h.Published(bg)
+	for _, ch := range chans {
+		select {
+		case o := <-ch:
+			if o.SequenceID != seq {
+				b.Fatalf("got %d, want %d", o.SequenceID, seq)
+			}
+		case <-time.After(time.Minute):
+			b.Fatal("warm-up object not delivered")
+		}
+	}
+	return chans
+}
+
+func reportFanout(b *testing.B, lat []time.Duration, n int, before, hub, readers mem) {
 	slices.Sort(lat)
 	pct := func(p float64) float64 {
 		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
 	}
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(float64(memHub.heap-memBefore.heap)/float64(n), "hub-heap-B/sub")
-	b.ReportMetric(float64(memReaders.heap+memReaders.stack-memBefore.heap-memBefore.stack)/float64(n), "heap+stack-B/sub")
+	b.ReportMetric(float64(hub.heap-before.heap)/float64(n), "hub-heap-B/sub")
+	b.ReportMetric(float64(readers.heap+readers.stack-before.heap-before.stack)/float64(n), "heap+stack-B/sub")
 	// RSS only grows reliably; a GC returning pages can make the delta
 	// meaningless, in which case it is left out.
-	if d := int64(memReaders.rss) - int64(memBefore.rss); d > 0 {
+	if d := int64(readers.rss) - int64(before.rss); d > 0 {
 		b.ReportMetric(float64(d)/float64(n), "rss-B/sub")
 	}
-	cancel()
 }
 
 type mem struct{ heap, stack, rss uint64 }

@@ -242,3 +242,79 @@ func TestAgentEventCommittedLate(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// A dashboard subscription shows what the matching query shows its scope,
+// object by object (models.StackView, models.EventView): the owner of a
+// deleted stack sees neither its deletion marker nor an agent's event about
+// it (its queries answer NOT_FOUND and hide the event); an admin sees both;
+// an agent's stack subscription falls silent while the agent is INACTIVE.
+// (The first feed applied its own copy of the rules and sent all of them.)
+func TestDashboardsFollowTheScope(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	f := newFixture(t, db)
+	h, _ := startHub(t, db, feed.Options{PollInterval: 50 * time.Millisecond})
+	g := f.generator()
+	s, kept := f.stack(g), f.stack(g)
+	a := f.agent(true)
+	f.target(a, s)
+	f.target(a, kept)
+	gs := models.GeneratorScope(g)
+	sub := func(sc models.Scope, stack uuid.UUID) <-chan *models.DeploymentObject {
+		ch, err := h.StackDeploymentObjects(bg, sc, stack, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	ownerStack, adminStack, agentKept := sub(gs, s), sub(admin, s), sub(agentScope(a), kept)
+	ownerEvents, err := h.AgentEvents(bg, gs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminEvents, err := h.AgentEvents(bg, admin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	f.exec("UPDATE stacks SET deleted_at = now() WHERE id = ?", s)
+	var marker int64
+	f.scan(&marker, "SELECT sequence_id FROM deployment_objects WHERE stack_id = ? AND is_deletion_marker", s)
+	h.Published(bg)
+	equal(t, recvN(t, adminStack, 1, wait), []int64{marker})
+	f.event(a, marker) // the agent removed the stack's resources
+	h.Published(bg)
+	if e := recvEvent(t, adminEvents); e.AgentID != a {
+		t.Fatalf("admin: event %+v", e)
+	}
+	quiet(t, ownerStack, 300*time.Millisecond)
+	select {
+	case e := <-ownerEvents:
+		t.Fatalf("the owner got the event about a deleted stack's marker: %+v", e)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	f.exec("UPDATE agents SET status = 'INACTIVE' WHERE id = ?", a)
+	f.object(kept)
+	h.Published(bg)
+	quiet(t, agentKept, 300*time.Millisecond)
+	f.exec("UPDATE agents SET status = 'ACTIVE' WHERE id = ?", a)
+	n := f.object(kept)
+	h.Published(bg)
+	equal(t, recvN(t, agentKept, 1, wait), []int64{n})
+}
+
+func recvEvent(t testing.TB, ch <-chan *models.AgentEvent) *models.AgentEvent {
+	t.Helper()
+	select {
+	case e, ok := <-ch:
+		if !ok {
+			t.Fatal("the subscription ended")
+		}
+		return e
+	case <-time.After(wait):
+		t.Fatal("no event")
+	}
+	return nil
+}

@@ -2,24 +2,37 @@
 // of deployment objects, target changes, and the dashboard views of a stack's
 // objects and of agent events.
 //
-// One Hub per process. It keeps one dedicated LISTEN connection (pgx, with a
-// reconnect loop) for wake-ups, and reads every row it delivers from the
-// tables, never from a notification payload. Deployment objects are read once
-// per batch, in sequence order, above the hub's watermark (the highest
-// sequence it has dispatched), and handed in memory to the subscribers of
-// their stack. Because sequence allocation is serialized with commit (the
-// advisory lock of migration 0002), a visible sequence N means every smaller
-// sequence is settled, so "everything above the watermark" never skips a late
-// commit.
+// One Hub per process, in parts:
+//   - the notifier (notifier.go) keeps one dedicated LISTEN connection (pgx),
+//     pings it when it is silent, reconnects with backoff and asks for a
+//     catch-up after every reconnection: wake-ups only, never data;
+//   - the pump (this file) is the hub's single worker: each round it reads
+//     what changed through the loaders (loaders.go), which ask package models
+//     for rows (the hub writes no SQL), and dispatches it;
+//   - the agent feed's state machine is a pure function, step
+//     (agentstate.go), applied to the agent's subscriptions by
+//     processAgents (agent.go);
+//   - subscriptions to objects (sub.go) replay on a goroutine of their own,
+//     then go live and own no goroutine; dashboards (stack.go, events.go)
+//     see what the matching query shows (models.StackView, models.EventView);
+//     watch.go ties them to the key they were made with.
+//
+// Deployment objects are read once per batch, in sequence order, above the
+// hub's watermark (the highest sequence it has dispatched), and handed in
+// memory to the subscribers of their stack. Because sequence allocation is
+// serialized with commit (the advisory lock of migration 0002), a visible
+// sequence N means every smaller sequence is settled, so "everything above
+// the watermark" never skips a late commit.
 //
 // Wake-ups: the triggers of migration 0003 NOTIFY new deployment objects
 // (one notification per inserting statement, sent with its commit), target
-// changes and agent and generator key changes, whoever writes them (the API, another replica, psql).
-// Published wakes the local hub at once, without waiting for the round trip.
-// A periodic poll of the watermark is the safety net (and how agent events,
-// which have no trigger, reach other replicas). After the listener
-// reconnects, every agent's state is reloaded and the objects above the
-// watermark are read, so nothing sent while it was away is lost.
+// changes and agent and generator key changes, whoever writes them (the API,
+// another replica, psql). Published wakes the local hub at once, without
+// waiting for the round trip. A periodic poll of the watermark is the safety
+// net (and how agent events, which have no trigger, reach other replicas).
+// After the listener reconnects, every agent's state is reloaded and the
+// objects above the watermark are read, so nothing sent while it was away is
+// lost.
 //
 // Subscriptions are closed (their channel closes, gqlgen completes them) when
 // the subscriber is too slow (its bounded buffer is full: it resumes with
@@ -33,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -57,6 +71,12 @@ type Options struct {
 	// ResyncInterval reloads every subscribed agent's targets and status
 	// even without a notification. Default 1 minute.
 	ResyncInterval time.Duration
+	// PingInterval is how long the LISTEN connection may stay silent before
+	// it is pinged; PingTimeout bounds the ping (and connecting). A
+	// connection that fails the ping is replaced, and the hub catches up
+	// from the tables. Defaults 2s and 3s.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
 	// BatchSize is the number of deployment objects read per query. Default 1000.
 	BatchSize int
 	// ReplayConcurrency bounds concurrent replay queries. Default 8.
@@ -90,38 +110,34 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.BufferSize <= 0 {
-		o.BufferSize = 64
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if o.MaxPending <= 0 {
-		o.MaxPending = 4096
+	for _, n := range []struct {
+		v *int
+		d int
+	}{{&o.BufferSize, 64}, {&o.MaxPending, 4096}, {&o.BatchSize, 1000}, {&o.ReplayConcurrency, 8}} {
+		if *n.v <= 0 {
+			*n.v = n.d
+		}
 	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = 500 * time.Millisecond
-	}
-	if o.ResyncInterval <= 0 {
-		o.ResyncInterval = time.Minute
-	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 1000
-	}
-	if o.ReplayConcurrency <= 0 {
-		o.ReplayConcurrency = 8
-	}
-	if o.RoundInterval <= 0 {
-		o.RoundInterval = 2 * time.Millisecond
-	}
-	if o.EventLookback <= 0 {
-		o.EventLookback = 5 * time.Second
-	}
-	if o.EventHorizon <= 0 {
-		o.EventHorizon = time.Minute
-	}
+	def(&o.PollInterval, 500*time.Millisecond)
+	def(&o.ResyncInterval, time.Minute)
+	def(&o.PingInterval, 2*time.Second)
+	def(&o.PingTimeout, 3*time.Second)
+	def(&o.RoundInterval, 2*time.Millisecond)
+	def(&o.EventLookback, 5*time.Second)
+	def(&o.EventHorizon, time.Minute)
 	o.EventHorizon = max(o.EventHorizon, o.EventLookback)
 }
 
 // ErrClosed is returned by subscriptions made after the hub stopped.
 var ErrClosed = &models.Error{Kind: models.KindInternal, Message: "the server is shutting down"}
+
+// errKeyGone refuses the subscriptions of an agent deleted meanwhile.
+var errKeyGone = models.Unauthenticated("the agent's key is no longer valid")
 
 // Hub fans deployment objects, target changes and agent events out to
 // subscribers. It implements graph.Feed.
@@ -139,12 +155,12 @@ type Hub struct {
 
 	mu         sync.Mutex
 	closed     bool
-	resync     bool                                   // reload every agent on the next pump round
-	dirty      map[uuid.UUID]struct{}                 // agents to reload
-	regs       []*registration                        // subscriptions waiting for the pump
-	agents     map[uuid.UUID]*agentState              // agents with subscribers
-	byStack    map[uuid.UUID]map[*agentState]struct{} // stack -> agents targeting it
-	stacks     map[uuid.UUID]map[*objSub]struct{}     // stack -> dashboard subscribers
+	resync     bool                               // reload every agent on the next pump round
+	dirty      map[uuid.UUID]struct{}             // agents to reload
+	regs       []*registration                    // subscriptions waiting for the pump
+	agents     map[uuid.UUID]*agent               // agents with subscribers
+	byStack    map[uuid.UUID]map[*agent]struct{}  // stack -> agents whose feed carries it
+	stacks     map[uuid.UUID]map[*objSub]struct{} // stack -> dashboard subscribers
 	events     map[*eventSub]struct{}
 	replayng   map[*objSub]struct{}              // subscriptions still replaying (closed at shutdown)
 	watches    map[uuid.UUID]map[*watch]struct{} // principal -> dashboard subscriptions tied to its key
@@ -172,8 +188,8 @@ func New(db *bun.DB, dsn string, logger *slog.Logger, opts Options) *Hub {
 		started:    make(chan struct{}),
 		replays:    make(chan struct{}, opts.ReplayConcurrency),
 		dirty:      map[uuid.UUID]struct{}{},
-		agents:     map[uuid.UUID]*agentState{},
-		byStack:    map[uuid.UUID]map[*agentState]struct{}{},
+		agents:     map[uuid.UUID]*agent{},
+		byStack:    map[uuid.UUID]map[*agent]struct{}{},
 		stacks:     map[uuid.UUID]map[*objSub]struct{}{},
 		events:     map[*eventSub]struct{}{},
 		replayng:   map[*objSub]struct{}{},
@@ -196,36 +212,44 @@ func (h *Hub) Watermark() int64 {
 	return h.wm
 }
 
-// Run starts the listener and the pump, and blocks until ctx
-// ends; then it closes every subscription and returns nil. It fails early
-// only if the database cannot be read at start (and then refuses every
-// subscription). Call it once.
+// Run starts the notifier and the pump, and blocks until ctx ends; then it
+// closes every subscription and returns nil. It fails early only if the
+// database cannot be read at start (and then refuses every subscription).
+// Call it once.
 func (h *Hub) Run(ctx context.Context) error {
-	fail := func(err error) error {
+	if err := h.init(ctx); err != nil {
 		h.shutdown() // refuse subscriptions: nobody would serve them
 		close(h.started)
 		return err
 	}
-	var schema string
-	if err := h.db.NewRaw("SELECT current_schema()").Scan(ctx, &schema); err != nil {
-		return fail(fmt.Errorf("feed: reading the schema: %w", err))
-	}
-	var wm int64
-	if err := h.db.NewRaw("SELECT coalesce(max(sequence_id), 0) FROM deployment_objects").Scan(ctx, &wm); err != nil {
-		return fail(fmt.Errorf("feed: reading the watermark: %w", err))
-	}
-	h.channel = "brokkr_" + schema
-	h.mu.Lock()
-	h.wm = wm
-	h.mu.Unlock()
 	close(h.started)
-
+	n := &notifier{
+		dsn: h.dsn, channel: h.channel, logger: h.logger,
+		pingEvery: h.opts.PingInterval, pingTimeout: h.opts.PingTimeout,
+		ready: h.markResync, notify: h.onNotification,
+	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); h.listen(ctx) }()
+	wg.Go(func() { n.run(ctx) })
 	h.pump(ctx)
 	wg.Wait()
 	h.shutdown()
+	return nil
+}
+
+// init reads the channel and the watermark.
+func (h *Hub) init(ctx context.Context) error {
+	ch, err := models.NotifyChannel(ctx, h.db)
+	if err != nil {
+		return fmt.Errorf("feed: reading the schema: %w", err)
+	}
+	wm, err := models.MaxSequence(ctx, h.db)
+	if err != nil {
+		return fmt.Errorf("feed: reading the watermark: %w", err)
+	}
+	h.channel = ch
+	h.mu.Lock()
+	h.wm = wm
+	h.mu.Unlock()
 	return nil
 }
 
@@ -254,33 +278,49 @@ func (h *Hub) pump(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		wait := time.Duration(0)
 		if err != nil {
 			h.logger.Warn("feed: pump round failed; retrying", "err", err, "in", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 5*time.Second)
-			continue
+			wait, backoff = backoff, min(backoff*2, 5*time.Second)
+		} else {
+			backoff = 50 * time.Millisecond
 		}
-		backoff = 50 * time.Millisecond
-		select {
-		case <-ctx.Done():
+		if !h.idle(ctx, wait, poll.C, resync.C) {
 			return
-		case <-h.kick:
-			// Let a burst of writes gather into one batch.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(h.opts.RoundInterval):
-			}
-		case <-poll.C:
-		case <-resync.C:
-			h.mu.Lock()
-			h.resync = true
-			h.mu.Unlock()
 		}
+	}
+}
+
+// idle waits before the next round: wait after a failure; otherwise until a
+// wake-up (then RoundInterval more, so that a burst of writes is read in one
+// batch), the poll or the resync. false when ctx ended.
+func (h *Hub) idle(ctx context.Context, wait time.Duration, poll, resync <-chan time.Time) bool {
+	if wait > 0 {
+		return sleep(ctx, wait)
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-h.kick:
+		return sleep(ctx, h.opts.RoundInterval)
+	case <-poll:
+	case <-resync:
+		h.mu.Lock()
+		h.resync = true
+		h.mu.Unlock()
+	}
+	return true
+}
+
+// sleep waits d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -309,89 +349,6 @@ func (h *Hub) round(ctx context.Context) error {
 	return h.processEvents(ctx)
 }
 
-// processObjects reads every committed object above the watermark, one batch
-// per query, and dispatches each batch to the subscribers of its stacks.
-func (h *Hub) processObjects(ctx context.Context) error {
-	for {
-		h.mu.Lock()
-		wm := h.wm
-		h.mu.Unlock()
-		var objs []*models.DeploymentObject
-		err := h.db.NewSelect().Model(&objs).ColumnExpr("d.*").
-			Where("d.sequence_id > ?", wm).
-			OrderExpr("d.sequence_id").
-			Limit(int64(h.opts.BatchSize)).
-			Scan(ctx)
-		if err != nil {
-			return fmt.Errorf("feed: reading objects: %w", err)
-		}
-		if len(objs) == 0 {
-			return nil
-		}
-		if err := h.attachStacks(ctx, objs); err != nil {
-			return err
-		}
-		h.mu.Lock()
-		for _, o := range objs {
-			if o.DeletedAt == nil {
-				h.dispatchLocked(o)
-			}
-			h.wm = o.SequenceID
-		}
-		h.mu.Unlock()
-		if len(objs) < h.opts.BatchSize {
-			return nil
-		}
-	}
-}
-
-// attachStacks sets Stack on each object (one query for the batch), so that
-// resolving `stack` on a payload delivered to thousands of subscribers needs
-// no query per subscriber. The objects are shared by all subscribers: the
-// API must treat them, and their Stack, as read-only.
-func (h *Hub) attachStacks(ctx context.Context, objs []*models.DeploymentObject) error {
-	seen := map[uuid.UUID]*models.Stack{}
-	var ids []uuid.UUID
-	for _, o := range objs {
-		if _, ok := seen[o.StackID]; !ok {
-			seen[o.StackID] = nil
-			ids = append(ids, o.StackID)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	var stacks []*models.Stack
-	if err := h.db.NewSelect().Model(&stacks).Where("s.id = ANY(?::uuid[])", uuidArray(ids)).Scan(ctx); err != nil {
-		return fmt.Errorf("feed: reading stacks: %w", err)
-	}
-	for _, s := range stacks {
-		seen[s.ID] = s
-	}
-	for _, o := range objs {
-		o.Stack = seen[o.StackID]
-	}
-	return nil
-}
-
-// dispatchLocked hands o to the dashboard subscribers of its stack and to
-// every active agent targeting it.
-func (h *Hub) dispatchLocked(o *models.DeploymentObject) {
-	for s := range h.stacks[o.StackID] {
-		h.deliverLocked(s, o, false)
-	}
-	for a := range h.byStack[o.StackID] {
-		if !a.active {
-			continue
-		}
-		for _, s := range a.subs {
-			if s.ready {
-				h.deliverLocked(s, o, false)
-			}
-		}
-	}
-}
-
 // shutdown closes every subscription.
 func (h *Hub) shutdown() {
 	h.mu.Lock()
@@ -403,9 +360,12 @@ func (h *Hub) shutdown() {
 		subs = append(subs, s)
 	}
 	for _, a := range h.agents {
-		subs = append(subs, a.subs...)
-		for _, t := range a.targetSubs {
+		subs = append(subs, a.feeds...)
+		for _, t := range slices.Clone(a.watchers) {
 			h.closeTargetSubLocked(t)
+		}
+		for _, r := range a.pending {
+			r.fail(ErrClosed)
 		}
 	}
 	for _, m := range h.stacks {
@@ -425,7 +385,9 @@ func (h *Hub) shutdown() {
 	}
 }
 
-// errorf logs err with the operation and returns a client-safe internal error.
+// internal returns err as it is when it is a domain error (models.Error),
+// else a client-safe internal error wrapping it (the presenter logs the
+// cause).
 func (h *Hub) internal(op string, err error) error {
 	if err == nil {
 		return nil

@@ -289,87 +289,104 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 
 	const writers, each = 8, 50
-	var mu sync.Mutex
-	byStack := map[uuid.UUID][]int64{}
-	var wg sync.WaitGroup
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				st := stacks[rand.IntN(len(stacks))]
-				seq := f.object(st)
-				mu.Lock()
-				byStack[st] = append(byStack[st], seq)
-				mu.Unlock()
-				if i%5 == 0 {
-					h.Published(bg)
-				}
-			}
-		}()
-	}
-	// Subscribers that disconnect and resume at random moments.
+	byStack := concurrentWrites(t, f, h, stacks, writers, each)
+	// Subscribers that disconnect and resume at random moments, from the
+	// start; they run while the writers write (started first).
 	results := make([][]int64, len(agents))
 	var swg sync.WaitGroup
 	stopReading := make(chan struct{})
 	for i, a := range agents {
-		swg.Add(1)
-		go func() {
-			defer swg.Done()
-			var got []int64
-			after := ptr(int64(0)) // everything, from the start
-			for round := 0; ; round++ {
-				ctx, cancel := context.WithCancel(bg)
-				ch, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, after)
-				if err != nil {
-					t.Error(err)
-					cancel()
-					return
-				}
-				deadline := time.After(time.Duration(20+rand.IntN(80)) * time.Millisecond)
-			read:
-				for {
-					select {
-					case o, ok := <-ch:
-						if !ok {
-							break read
-						}
-						got = append(got, o.SequenceID)
-						after = ptr(o.SequenceID)
-					case <-deadline:
-						break read
-					case <-stopReading:
-						cancel()
-						results[i] = got
-						return
-					}
-				}
-				cancel()
-				for o := range ch { // drain what was in flight: it counts
-					got = append(got, o.SequenceID)
-					after = ptr(o.SequenceID)
-				}
-			}
-		}()
+		swg.Go(func() { results[i] = resumingReader(t, h, a, stopReading) })
 	}
-	wg.Wait()
+	byStack.wait()
 	// Let every subscriber catch up, then stop them.
 	time.Sleep(1500 * time.Millisecond)
 	close(stopReading)
 	swg.Wait()
 
 	total := 0
-	for _, v := range byStack {
+	for _, v := range byStack.seqs {
 		total += len(v)
 	}
 	if total != writers*each {
 		t.Fatalf("wrote %d objects, want %d", total, writers*each)
 	}
 	for i := range agents {
-		want := append(append([]int64{}, byStack[stacks[i]]...), byStack[stacks[i+1]]...)
+		want := append(append([]int64{}, byStack.seqs[stacks[i]]...), byStack.seqs[stacks[i+1]]...)
 		sort.Slice(want, func(a, b int) bool { return want[a] < want[b] })
 		if fmt.Sprint(results[i]) != fmt.Sprint(want) {
 			t.Errorf("agent %d: got %d objects %v\nwant %d %v", i, len(results[i]), results[i], len(want), want)
+		}
+	}
+}
+
+// writes is what concurrentWrites wrote, by stack, once wait returns.
+type writes struct {
+	mu   sync.Mutex
+	seqs map[uuid.UUID][]int64
+	wg   sync.WaitGroup
+}
+
+func (w *writes) wait() { w.wg.Wait() }
+
+// concurrentWrites starts writers, each inserting `each` objects into
+// random stacks (and waking the hub now and then).
+func concurrentWrites(t *testing.T, f *fixture, h *feed.Hub, stacks []uuid.UUID, writers, each int) *writes {
+	w := &writes{seqs: map[uuid.UUID][]int64{}}
+	for range writers {
+		w.wg.Go(func() {
+			for i := 0; i < each; i++ {
+				st := stacks[rand.IntN(len(stacks))]
+				seq := f.object(st)
+				w.mu.Lock()
+				w.seqs[st] = append(w.seqs[st], seq)
+				w.mu.Unlock()
+				if i%5 == 0 {
+					h.Published(bg)
+				}
+			}
+		})
+	}
+	return w
+}
+
+// resumingReader follows the agent's feed from the start, disconnecting
+// after a random while and resuming after the last object it got, until
+// stop; it returns every object it got.
+func resumingReader(t *testing.T, h *feed.Hub, a uuid.UUID, stop <-chan struct{}) []int64 {
+	var got []int64
+	after := ptr(int64(0))
+	for {
+		ctx, cancel := context.WithCancel(bg)
+		ch, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, after)
+		if err != nil {
+			t.Error(err)
+			cancel()
+			return got
+		}
+		deadline := time.After(time.Duration(20+rand.IntN(80)) * time.Millisecond)
+		stopped := false
+	read:
+		for {
+			select {
+			case o, ok := <-ch:
+				if !ok {
+					break read
+				}
+				got, after = append(got, o.SequenceID), ptr(o.SequenceID)
+			case <-deadline:
+				break read
+			case <-stop:
+				stopped = true
+				break read
+			}
+		}
+		cancel()
+		for o := range ch { // drain what was in flight: it counts
+			got, after = append(got, o.SequenceID), ptr(o.SequenceID)
+		}
+		if stopped {
+			return got
 		}
 	}
 }

@@ -2,8 +2,6 @@ package feed
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 
 	"github.com/google/uuid"
 
@@ -12,40 +10,24 @@ import (
 
 // StackDeploymentObjects implements graph.Feed: one stack's deployment
 // objects for dashboards; with after, the objects committed since first.
-// Admins see any stack; a generator only its own live stacks; an agent only
-// the stacks it targets while it is ACTIVE. Anything else is NOT_FOUND.
+// It shows what stack(id) { deploymentObjects } shows the scope
+// (models.StackView), object by object: a stack the scope does not see is
+// NOT_FOUND, and objects it stops seeing (the stack deleted, the agent
+// deactivated or untargeted) are not sent.
 func (h *Hub) StackDeploymentObjects(ctx context.Context, scope models.Scope, stackID uuid.UUID, after *int64) (<-chan *models.DeploymentObject, error) {
 	if after != nil && *after < 0 {
 		return nil, models.Invalid("after", "after must not be negative")
 	}
-	var q string
-	var args []any
-	switch scope.Role {
-	case models.RoleAdmin:
-		q, args = "SELECT true FROM stacks WHERE id = ?", []any{stackID}
-	case models.RoleGenerator:
-		q = "SELECT true FROM stacks WHERE id = ? AND generator_id = ? AND deleted_at IS NULL"
-		args = []any{stackID, scope.GeneratorID}
-	case models.RoleAgent:
-		q = `SELECT true FROM agent_targets t JOIN agents a ON a.id = t.agent_id
-		      WHERE t.stack_id = ? AND t.agent_id = ? AND a.status = 'ACTIVE' AND a.deleted_at IS NULL`
-		args = []any{stackID, scope.AgentID}
-	default:
-		return nil, models.Forbidden("unknown role")
-	}
-	var ok bool
-	if err := h.db.NewRaw(q, args...).Scan(ctx, &ok); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, models.NotFound("stack")
-		}
+	view := &models.StackView{Scope: viewScope(scope), StackID: stackID}
+	if err := view.Check(ctx, h.db); err != nil {
 		return nil, h.internal("feed.StackDeploymentObjects", err)
 	}
-	pid, hash, err := h.keyOf(ctx, scope)
+	pid, hash, err := models.PrincipalKey(ctx, h.db, scope)
 	if err != nil {
-		return nil, err
+		return nil, h.internal("feed.StackDeploymentObjects", err)
 	}
-	s := &objSub{ch: make(chan *models.DeploymentObject, h.opts.BufferSize), stackID: stackID, waker: wakerFor(ctx)}
-	r := &registration{sub: s, stackID: stackID, after: after, res: make(chan regResult, 1)}
+	s := &objSub{ch: make(chan *models.DeploymentObject, h.opts.BufferSize), view: view, waker: wakerFor(ctx)}
+	r := &registration{sub: s, after: after, res: make(chan regResult, 1)}
 	if err := h.subscribe(ctx, r); err != nil {
 		return nil, err
 	}
@@ -61,23 +43,32 @@ func (h *Hub) StackDeploymentObjects(ctx context.Context, scope models.Scope, st
 	return s.ch, nil
 }
 
+// viewScope is the scope a view is keyed by: who the principal is, without
+// what authentication read along (a generator's rate limit).
+func viewScope(s models.Scope) models.Scope {
+	return models.Scope{Role: s.Role, GeneratorID: s.GeneratorID, AgentID: s.AgentID}
+}
+
 // registerStackLocked answers a dashboard registration: replay (after, wm]
 // if after is given, then live above wm.
 func (h *Hub) registerStackLocked(r *registration, wm int64) {
 	s := r.sub
-	m := h.stacks[r.stackID]
+	if s.done {
+		return
+	}
+	m := h.stacks[s.view.StackID]
 	if m == nil {
 		m = map[*objSub]struct{}{}
-		h.stacks[r.stackID] = m
+		h.stacks[s.view.StackID] = m
 	}
 	m[s] = struct{}{}
 	s.ready = true
-	res := regResult{cursor: wm}
+	st := feedStart{cursor: wm}
 	if r.after != nil {
 		if *r.after < wm {
-			res.stacks, res.from, res.to = []uuid.UUID{r.stackID}, *r.after, wm
+			st.from, st.to = *r.after, wm
 		}
-		res.cursor = max(*r.after, wm)
+		st.cursor = max(*r.after, wm)
 	}
-	r.res <- res
+	r.answer(regResult{start: st})
 }

@@ -10,26 +10,27 @@ import (
 )
 
 // objSub is one subscription to deployment objects: an agent's feed
-// (agent != nil) or a dashboard's view of one stack.
+// (agent != nil) or a dashboard's view of one stack (view != nil).
 //
 // Life cycle: the subscribing call registers it with the pump and starts its
-// replay goroutine. The pump answers the registration with what to send first
-// (desired state or replay range) and from then on queues every live object
-// in pending. The replay goroutine sends the initial objects and the replay,
-// drains pending, and then marks the subscription live and exits: from then
-// on the pump sends straight into ch, without blocking, and a full buffer
-// cuts the subscription off. An idle live subscription owns no goroutine.
+// replay goroutine. The pump answers the registration with how it starts
+// (feedStart: desired state or replay range) and from then on queues every
+// live object in pending. The replay goroutine sends the initial objects and
+// the replay, drains pending, and then marks the subscription live and
+// exits: from then on the pump sends straight into ch, without blocking, and
+// a full buffer cuts the subscription off. An idle live subscription owns
+// no goroutine.
 //
 // Closing: while replaying, only the replay goroutine closes ch (others set
 // done and cancel it); once live, whoever sets done under h.mu closes ch.
 type objSub struct {
-	ch      chan *models.DeploymentObject
-	waker   *Waker // told of every send on and the close of ch (nil: nobody)
-	cancel  context.CancelFunc
-	stop    func() bool // stops the context.AfterFunc watching the caller's ctx
-	agent   *agentState // nil for a stack subscription
-	stackID uuid.UUID   // stack subscriptions
-	watch   *watch      // stack subscriptions of generators and agents
+	ch     chan *models.DeploymentObject
+	waker  *Waker // told of every send on and the close of ch (nil: nobody)
+	cancel context.CancelFunc
+	stop   func() bool       // stops the context.AfterFunc watching the caller's ctx
+	agent  *agent            // agent feeds (set by the pump before it answers)
+	view   *models.StackView // dashboard subscriptions
+	watch  *watch            // dashboard subscriptions of generators and agents
 
 	// Guarded by Hub.mu.
 	ready   bool                       // registration answered: dispatches reach it
@@ -42,40 +43,41 @@ type objSub struct {
 
 // regResult is the pump's answer to a registration.
 type regResult struct {
-	err      error
-	initial  []*models.DeploymentObject // sent first, as they are (sequence order)
-	stacks   []uuid.UUID                // replay (from, to] over these stacks
-	from, to int64
-	cursor   int64 // the cursor once initial and replay are sent
-	// Agent feeds: announce is marked announced before anything is sent
-	// (stacks whose content comes in ascending order above what the agent
-	// will resume after, if cut short); if forced, each initial object's
-	// stack is marked once that object is handed over (it lies at or below
-	// after, so a resume would not replay it).
-	announce []uuid.UUID
-	forced   bool
-	after    int64 // the resume point, when forced: the feed position of the initial objects
+	err   error
+	start feedStart
 }
 
-// registration is a subscription waiting for the pump.
+// registration is a subscription waiting for the pump: an agent feed (sub
+// with agentID), an agentTargetChanges subscription (tsub), or a dashboard
+// (sub with a view).
 type registration struct {
 	sub     *objSub
 	tsub    *targetSub
 	agentID uuid.UUID
-	stackID uuid.UUID
 	after   *int64
 	res     chan regResult // capacity 1
 }
 
-func (r *registration) fail(err error) {
+func (r *registration) isStack() bool { return r.sub != nil && r.sub.view != nil }
+
+// done reports whether the subscription ended before it was answered.
+// Called with h.mu held.
+func (r *registration) done() bool {
+	return r.sub != nil && r.sub.done || r.tsub != nil && r.tsub.done
+}
+
+// answer gives the registration its answer, once (later answers are dropped).
+func (r *registration) answer(res regResult) {
 	select {
-	case r.res <- regResult{err: err}:
+	case r.res <- res:
 	default:
 	}
 }
 
+func (r *registration) fail(err error) { r.answer(regResult{err: err}) }
+
 // deliverLocked hands o to s. forced objects (the latest object of a newly
-// targeted stack) are sent even below the cursor and do not move it.
+// carried stack) are sent even below the cursor and do not move it.
 func (h *Hub) deliverLocked(s *objSub, o *models.DeploymentObject, forced bool) {
 	if s.done {
 		return
@@ -128,19 +130,22 @@ func (h *Hub) endLocked(s *objSub) {
 
 func (h *Hub) unregisterLocked(s *objSub) {
 	if a := s.agent; a != nil {
-		for i, x := range a.subs {
+		for i, x := range a.feeds {
 			if x == s {
-				a.subs = append(a.subs[:i], a.subs[i+1:]...)
+				a.feeds = append(a.feeds[:i], a.feeds[i+1:]...)
 				break
 			}
 		}
 		h.dropAgentIfIdleLocked(a)
 		return
 	}
-	if m := h.stacks[s.stackID]; m != nil {
+	if s.view == nil {
+		return
+	}
+	if m := h.stacks[s.view.StackID]; m != nil {
 		delete(m, s)
 		if len(m) == 0 {
-			delete(h.stacks, s.stackID)
+			delete(h.stacks, s.view.StackID)
 		}
 	}
 }
@@ -169,27 +174,15 @@ func (h *Hub) subscribe(ctx context.Context, r *registration) error {
 	return nil
 }
 
-// replay is the subscription's goroutine until it goes live.
+// replay is the subscription's goroutine until it goes live: it waits for
+// the pump's answer, sends what comes first, and drains what the pump
+// queued meanwhile.
 func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 	live := false
 	defer func() {
-		if live {
-			return
+		if !live {
+			h.endReplay(s)
 		}
-		h.mu.Lock()
-		delete(h.replayng, s)
-		if !s.done {
-			s.done = true
-			if s.stop != nil {
-				s.stop()
-			}
-			h.removeWatchLocked(s.watch)
-			h.unregisterLocked(s)
-		}
-		h.mu.Unlock()
-		s.cancel()
-		close(s.ch)
-		s.waker.wake()
 	}()
 	var res regResult
 	select {
@@ -210,46 +203,91 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 			return false
 		}
 	}
-	if s.agent != nil && len(res.announce) > 0 {
-		if err := h.markAnnounced(ctx, s.agent.id, res.announce); err != nil {
+	if !h.sendStart(ctx, s, res.start, send) {
+		return
+	}
+	live = h.drain(s, res.start.cursor, send)
+}
+
+// endReplay unregisters a subscription whose replay ended before it went
+// live, and closes its channel.
+func (h *Hub) endReplay(s *objSub) {
+	h.mu.Lock()
+	delete(h.replayng, s)
+	if !s.done {
+		s.done = true
+		if s.stop != nil {
+			s.stop()
+		}
+		h.removeWatchLocked(s.watch)
+		h.unregisterLocked(s)
+	}
+	h.mu.Unlock()
+	s.cancel()
+	close(s.ch)
+	s.waker.wake()
+}
+
+// sendStart sends the start's initial objects and its replay; false when
+// the subscription ended or failed meanwhile.
+func (h *Hub) sendStart(ctx context.Context, s *objSub, st feedStart, send func(*models.DeploymentObject) bool) bool {
+	if s.agent != nil && len(st.announce) > 0 {
+		if err := h.markAnnounced(ctx, s.agent.id, st.announce); err != nil {
 			if ctx.Err() == nil {
 				h.logger.Warn("feed: marking targets announced", "err", err)
 			}
-			return
+			return false
 		}
 	}
-	for _, o := range res.initial {
+	for _, o := range st.initial {
 		if !send(o) {
-			return
+			return false
 		}
-		if res.forced && s.agent != nil {
-			if err := h.markHanded(ctx, s.agent.id, []uuid.UUID{o.StackID}, res.after); err != nil && ctx.Err() == nil {
-				h.logger.Warn("feed: marking a target announced", "err", err)
+		if st.forced && s.agent != nil {
+			if err := h.markHanded(ctx, s.agent.id, []uuid.UUID{o.StackID}, st.after); err != nil && ctx.Err() == nil {
+				h.logger.Warn("feed: marking a target handed over", "err", err)
 			}
 		}
 	}
-	if len(res.stacks) > 0 && res.to > res.from {
-		if err := h.replayRange(ctx, res.stacks, res.from, res.to, send); err != nil {
-			if ctx.Err() == nil {
-				h.logger.Warn("feed: replay failed; closing the subscription", "err", err)
-			}
-			return
-		}
+	if st.to <= st.from || (s.agent != nil && len(st.stacks) == 0) {
+		return true
 	}
-	cursor := res.cursor
+	if err := h.replayRange(ctx, s, st, send); err != nil {
+		if ctx.Err() == nil {
+			h.logger.Warn("feed: replay failed; closing the subscription", "err", err)
+		}
+		return false
+	}
+	return true
+}
+
+func (h *Hub) markAnnounced(ctx context.Context, agent uuid.UUID, stacks []uuid.UUID) error {
+	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	return models.MarkTargetsAnnounced(ctx, h.db, agent, stacks)
+}
+
+func (h *Hub) markHanded(ctx context.Context, agent uuid.UUID, stacks []uuid.UUID, seq int64) error {
+	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	return models.MarkTargetsHanded(ctx, h.db, agent, stacks, seq)
+}
+
+// drain sends what the pump queued while s replayed, until nothing is
+// left; then s goes live with the cursor reached. false when s ended.
+func (h *Hub) drain(s *objSub, cursor int64, send func(*models.DeploymentObject) bool) bool {
 	for {
 		h.mu.Lock()
 		if s.done {
 			h.mu.Unlock()
-			return
+			return false
 		}
 		if len(s.pending) == 0 {
 			s.live = true
 			s.cursor = cursor
 			delete(h.replayng, s)
 			h.mu.Unlock()
-			live = true
-			return
+			return true
 		}
 		pending, forced := s.pending, s.forced
 		s.pending, s.forced = nil, nil
@@ -259,7 +297,7 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 				continue
 			}
 			if !send(o) {
-				return
+				return false
 			}
 			if !forced[i] {
 				cursor = o.SequenceID
@@ -268,27 +306,20 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 	}
 }
 
-// replayRange sends the live objects of stacks with from < sequence <= to, in
-// order, a page at a time.
-func (h *Hub) replayRange(ctx context.Context, stacks []uuid.UUID, from, to int64, send func(*models.DeploymentObject) bool) error {
-	ids := uuidArray(stacks)
-	for from < to {
+// replayPage is the most objects one replay query reads.
+const replayPage = 500
+
+// replayRange sends the subscription's objects with from < sequence <= to,
+// in order, a page at a time: for an agent feed, the objects of the start's
+// stacks that the agent sees; for a dashboard, what its view shows.
+func (h *Hub) replayRange(ctx context.Context, s *objSub, st feedStart, send func(*models.DeploymentObject) bool) error {
+	for from := st.from; from < st.to; {
 		select {
 		case h.replays <- struct{}{}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		var page []*models.DeploymentObject
-		err := h.db.NewSelect().Model(&page).ColumnExpr("d.*").
-			Where("d.stack_id = ANY(?::uuid[])", ids).
-			Where("d.sequence_id > ? AND d.sequence_id <= ?", from, to).
-			Where("d.deleted_at IS NULL").
-			OrderExpr("d.sequence_id").
-			Limit(500).
-			Scan(ctx)
-		if err == nil {
-			err = h.attachStacks(ctx, page)
-		}
+		page, err := h.replayPage(ctx, s, st, from)
 		<-h.replays
 		if err != nil {
 			return fmt.Errorf("feed: replay: %w", err)
@@ -298,7 +329,7 @@ func (h *Hub) replayRange(ctx context.Context, stacks []uuid.UUID, from, to int6
 				return ctx.Err()
 			}
 		}
-		if len(page) < 500 {
+		if len(page) < replayPage {
 			return nil
 		}
 		from = page[len(page)-1].SequenceID
@@ -306,24 +337,11 @@ func (h *Hub) replayRange(ctx context.Context, stacks []uuid.UUID, from, to int6
 	return nil
 }
 
-// markAnnounced records that the feed hands these targeted stacks to the
-// agent in sequence order (DESIGN §5: a target added while the agent was
-// away is delivered on resume until then): whatever a cut leaves unsent lies
-// above the agent's resume point and is replayed.
-func (h *Hub) markAnnounced(ctx context.Context, agentID uuid.UUID, stacks []uuid.UUID) error {
-	_, err := h.db.NewRaw(
-		"UPDATE agent_targets SET announced_at = now(), announced_seq = -1 WHERE agent_id = ? AND stack_id = ANY(?::uuid[]) AND announced_at IS NULL",
-		agentID, uuidArray(stacks)).Exec(ctx)
-	return err
-}
-
-// markHanded records that the latest objects of these stacks were handed to
-// the agent out of sequence order at feed position seq: a resume at or below
-// seq, without an event from the agent for the object, delivers it again
-// (targetRow.deliveredBefore), since the connection may have died with it.
-func (h *Hub) markHanded(ctx context.Context, agentID uuid.UUID, stacks []uuid.UUID, seq int64) error {
-	_, err := h.db.NewRaw(
-		"UPDATE agent_targets SET announced_at = coalesce(announced_at, now()), announced_seq = ? WHERE agent_id = ? AND stack_id = ANY(?::uuid[])",
-		seq, agentID, uuidArray(stacks)).Exec(ctx)
-	return err
+func (h *Hub) replayPage(ctx context.Context, s *objSub, st feedStart, from int64) ([]*models.DeploymentObject, error) {
+	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	if s.agent != nil {
+		return models.FeedObjects(ctx, h.db, s.agent.id, st.stacks, from, st.to, replayPage)
+	}
+	return models.StackViewObjects(ctx, h.db, *s.view, from, st.to, replayPage)
 }

@@ -2,8 +2,6 @@ package feed
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -13,36 +11,14 @@ import (
 
 // watch ties a dashboard subscription (stack objects, agent events) made by
 // a generator or an agent to the key it was made with: when that principal's
-// key is rotated, or the principal is deleted (or a generator deactivated),
-// the subscription closes. Agent feeds are tied to their agent by agentState.
+// key no longer authenticates (rotated, the principal deleted, a generator
+// deactivated: models.PrincipalKeys), the subscription closes. Agent feeds
+// are tied to their agent by its agentState.
 type watch struct {
 	scope   models.Scope
 	id      uuid.UUID // the generator or agent
 	pakHash string
 	close   func() // with h.mu held
-}
-
-// keyOf returns the principal's current key hash, or Unauthenticated when it
-// is gone. Admins are not watched (id uuid.Nil).
-func (h *Hub) keyOf(ctx context.Context, scope models.Scope) (uuid.UUID, string, error) {
-	var q string
-	var id uuid.UUID
-	switch scope.Role {
-	case models.RoleAgent:
-		id, q = scope.AgentID, "SELECT coalesce(pak_hash, '') FROM agents WHERE id = ? AND deleted_at IS NULL"
-	case models.RoleGenerator:
-		id, q = scope.GeneratorID, "SELECT coalesce(pak_hash, '') FROM generators WHERE id = ? AND deleted_at IS NULL AND is_active"
-	default:
-		return uuid.Nil, "", nil
-	}
-	var hash string
-	if err := h.db.NewRaw(q, id).Scan(ctx, &hash); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return uuid.Nil, "", unauthenticated
-		}
-		return uuid.Nil, "", h.internal("feed.keyOf", err)
-	}
-	return id, hash, nil
 }
 
 func (h *Hub) addWatchLocked(w *watch) {
@@ -66,20 +42,10 @@ func (h *Hub) removeWatchLocked(w *watch) {
 	}
 }
 
-type keyRow struct {
-	ID      uuid.UUID `bun:"id"`
-	PakHash string    `bun:"pak_hash"`
-	Live    bool      `bun:"live"`
-}
-
 // processWatches closes the dashboard subscriptions of principals whose key
 // changed or who are gone.
 func (h *Hub) processWatches(ctx context.Context) error {
 	h.mu.Lock()
-	if len(h.watchDirty) == 0 {
-		h.mu.Unlock()
-		return nil
-	}
 	var ids []uuid.UUID
 	for id := range h.watchDirty {
 		if _, ok := h.watches[id]; ok {
@@ -91,11 +57,9 @@ func (h *Hub) processWatches(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	var rows []keyRow
-	err := h.db.NewRaw(`SELECT id, coalesce(pak_hash, '') AS pak_hash, deleted_at IS NULL AS live FROM agents WHERE id = ANY(?::uuid[])
-		UNION ALL
-		SELECT id, coalesce(pak_hash, ''), deleted_at IS NULL AND is_active FROM generators WHERE id = ANY(?::uuid[])`,
-		uuidArray(ids), uuidArray(ids)).Scan(ctx, &rows)
+	kctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	keys, err := models.PrincipalKeys(kctx, h.db, ids)
+	cancel()
 	if err != nil {
 		h.mu.Lock()
 		for _, id := range ids {
@@ -104,29 +68,21 @@ func (h *Hub) processWatches(ctx context.Context) error {
 		h.mu.Unlock()
 		return fmt.Errorf("feed: checking keys: %w", err)
 	}
-	current := map[uuid.UUID]keyRow{}
-	for _, r := range rows {
-		current[r.ID] = r
-	}
-	var revoked []models.Scope
+	revoked := map[models.Scope]bool{}
 	h.mu.Lock()
 	for _, id := range ids {
-		r, ok := current[id]
+		hash, ok := keys[id]
 		for w := range h.watches[id] {
-			if !ok || !r.Live || r.PakHash != w.pakHash {
+			if !ok || hash != w.pakHash {
 				w.close()
-				revoked = append(revoked, w.scope)
+				revoked[viewScope(w.scope)] = true
 			}
 		}
 	}
 	h.mu.Unlock()
 	if h.opts.OnRevoke != nil {
-		done := map[models.Scope]bool{}
-		for _, s := range revoked {
-			if !done[s] {
-				done[s] = true
-				h.opts.OnRevoke(s)
-			}
+		for s := range revoked {
+			h.opts.OnRevoke(s)
 		}
 	}
 	return nil

@@ -3,8 +3,6 @@ package graph
 import (
 	"context"
 
-	"github.com/google/uuid"
-
 	"github.com/brokkr/brokkr/models"
 )
 
@@ -25,25 +23,6 @@ func (r *Resolver) published(ctx context.Context) {
 	if r.Feed != nil {
 		r.Feed.Published(ctx)
 	}
-}
-
-// feedAgent is the agent whose feed a subscription follows: the calling
-// agent (agentId, if given, must be itself), or for admins the agentId
-// argument, which they must give.
-func feedAgent(scope models.Scope, agentID *uuid.UUID) (uuid.UUID, error) {
-	switch scope.Role {
-	case models.RoleAgent:
-		if agentID != nil && *agentID != scope.AgentID {
-			return uuid.Nil, models.NotFound("agent")
-		}
-		return scope.AgentID, nil
-	case models.RoleAdmin:
-		if agentID == nil {
-			return uuid.Nil, models.Invalid("agentId", "agentId is required for admins")
-		}
-		return *agentID, nil
-	}
-	return uuid.Nil, models.Forbidden("only agents and admins follow an agent's feed")
 }
 
 // flag reads an optional Boolean argument.

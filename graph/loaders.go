@@ -194,18 +194,10 @@ func paged[F, T any](l *Loaders, db bun.IDB, f func(context.Context, bun.IDB, mo
 	}
 }
 
-// WithLoaders returns ctx carrying l.
-func WithLoaders(ctx context.Context, l *Loaders) context.Context {
-	return context.WithValue(ctx, ctxLoadersKey{}, l)
-}
-
 // loaders returns the loaders of the current response. Outside a response
 // (which LoaderExtension always provides) it returns fresh, uncached ones.
 func (r *Resolver) loaders(ctx context.Context) *Loaders {
-	switch l := ctx.Value(ctxLoadersKey{}).(type) {
-	case *Loaders:
-		return l
-	case *lazyLoaders:
+	if l, ok := ctx.Value(ctxLoadersKey{}).(*lazyLoaders); ok {
 		return l.get()
 	}
 	return NewLoaders(r.DB)

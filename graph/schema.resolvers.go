@@ -454,7 +454,7 @@ func (r *subscriptionResolver) AgentDeploymentObjects(ctx context.Context, after
 	if err != nil {
 		return nil, err
 	}
-	id, err := feedAgent(scope, agentID)
+	id, err := models.FeedAgentID(scope, agentID)
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +470,7 @@ func (r *subscriptionResolver) AgentTargetChanges(ctx context.Context, agentID *
 	if err != nil {
 		return nil, err
 	}
-	id, err := feedAgent(scope, agentID)
+	id, err := models.FeedAgentID(scope, agentID)
 	if err != nil {
 		return nil, err
 	}

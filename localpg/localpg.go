@@ -211,9 +211,6 @@ func (c *Cluster) Started() bool { return c.started }
 // Port is the TCP port the server listens on.
 func (c *Cluster) Port() int { return c.port }
 
-// Dir is the cluster directory.
-func (c *Cluster) Dir() string { return c.dir }
-
 // EnsureDatabase creates the database name unless it exists.
 func (c *Cluster) EnsureDatabase(ctx context.Context, name string) error {
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))

@@ -202,14 +202,25 @@ func TargetsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UU
 // object (deletion markers included); stacks with none are absent.
 func LatestDeploymentObjectsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID) (map[uuid.UUID]*DeploymentObject, error) {
 	var rows []*DeploymentObject
-	q := db.NewSelect().Model(&rows).ColumnExpr("d.*").DistinctOn("d.stack_id").
-		Where("d.stack_id IN (?)", bun.List(ids)).Where("d.deleted_at IS NULL")
-	if err := where(q, deploymentObjectScope(scope, "d")).OrderExpr("d.stack_id, d.sequence_id DESC").Scan(ctx); err != nil {
+	if err := latestObjectsQuery(db, &rows, scope, ids).Scan(ctx); err != nil {
 		return nil, op("LatestDeploymentObjectsByStacks", "deployment object", err)
 	}
-	out := make(map[uuid.UUID]*DeploymentObject, len(rows))
-	for _, r := range rows {
-		out[r.StackID] = r
+	return byStack(rows), nil
+}
+
+// latestObjectsQuery selects into rows the latest live object (deletion
+// markers included) of each of the stacks the scope sees among ids.
+func latestObjectsQuery(db bun.IDB, rows *[]*DeploymentObject, scope Scope, ids []uuid.UUID) *bun.SelectQuery {
+	q := db.NewSelect().Model(rows).ColumnExpr("d.*").DistinctOn("d.stack_id").
+		Where("d.stack_id IN (?)", bun.List(ids)).Where("d.deleted_at IS NULL")
+	return where(q, deploymentObjectScope(scope, "d")).OrderExpr("d.stack_id, d.sequence_id DESC")
+}
+
+// byStack keys objects, at most one per stack, by their stack.
+func byStack(objs []*DeploymentObject) map[uuid.UUID]*DeploymentObject {
+	out := make(map[uuid.UUID]*DeploymentObject, len(objs))
+	for _, o := range objs {
+		out[o.StackID] = o
 	}
-	return out, nil
+	return out
 }

@@ -22,16 +22,25 @@ type principalRow struct {
 	PakHash   string    `bun:"pak_hash"`
 }
 
+// A key authenticates only while its principal is live: the live admin
+// key, a generator neither deleted nor deactivated, an agent not deleted
+// (of any status). Authentication (principalQuery) and the feed's check of
+// the keys its subscriptions were made with (PrincipalKeys) both use these.
+const (
+	liveGeneratorKey = "deleted_at IS NULL AND is_active"
+	liveAgentKey     = "deleted_at IS NULL"
+)
+
 // principalQuery finds the key's owner; its three placeholders are the hash.
 const principalQuery = `
 	SELECT 'ADMIN' AS role, NULL::uuid AS id, NULL::integer AS rate_limit, pak_hash
 	  FROM admin_keys WHERE pak_hash = ? AND deleted_at IS NULL
 	UNION ALL
 	SELECT 'GENERATOR', id, rate_limit_per_minute, pak_hash
-	  FROM generators WHERE pak_hash = ? AND deleted_at IS NULL AND is_active
+	  FROM generators WHERE pak_hash = ? AND ` + liveGeneratorKey + `
 	UNION ALL
 	SELECT 'AGENT', id, NULL, pak_hash
-	  FROM agents WHERE pak_hash = ? AND deleted_at IS NULL
+	  FROM agents WHERE pak_hash = ? AND ` + liveAgentKey + `
 	LIMIT 1`
 
 // PrincipalForKeyHash finds whose key has this hash (apikey.Hash of the

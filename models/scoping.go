@@ -3,6 +3,8 @@ package models
 import (
 	"fmt"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // This file is the one place where tenancy is decided (DESIGN §4). Each
@@ -30,29 +32,24 @@ func where[Q interface{ Where(string, ...any) Q }](q Q, c cond) Q {
 	return q.Where(c.sql, c.args...)
 }
 
-// and joins conditions (for raw SQL).
-func and(cs ...cond) cond {
-	var parts []string
-	var args []any
-	for _, c := range cs {
-		parts = append(parts, "("+c.sql+")")
-		args = append(args, c.args...)
-	}
-	if len(parts) == 0 {
-		return condTrue
-	}
-	return cond{sql: strings.Join(parts, " AND "), args: args}
-}
-
 func mk(format, alias string, args ...any) cond {
 	return cond{sql: strings.ReplaceAll(format, "{a}", alias), args: args}
 }
 
-// activeAgentStacks lists the stacks an ACTIVE, live agent targets; its one
-// placeholder is the agent id.
-const activeAgentStacks = `SELECT sc_t.stack_id FROM agent_targets AS sc_t
+// agentStacks lists the stacks whose deployment objects an agent sees: those
+// it targets while it is ACTIVE and live (deleted stacks included, for their
+// deletion markers). agent is the agent's id in SQL: "?" (a placeholder) for
+// one scope's agent, or a column for the feed, which reads many agents at
+// once (FeedAgentStates); either way the rule is this one.
+func agentStacks(agent string) string {
+	return `SELECT sc_t.stack_id FROM agent_targets AS sc_t
 	JOIN agents AS sc_a ON sc_a.id = sc_t.agent_id
-	WHERE sc_t.agent_id = ? AND sc_a.status = 'ACTIVE' AND sc_a.deleted_at IS NULL`
+	WHERE sc_t.agent_id = ` + agent + ` AND sc_a.status = 'ACTIVE' AND sc_a.deleted_at IS NULL`
+}
+
+// activeAgentStacks is agentStacks for one agent; its placeholder is the
+// agent id.
+var activeAgentStacks = agentStacks("?")
 
 // ownLiveStacks lists a generator's live stacks; its placeholder is the
 // generator id.
@@ -143,6 +140,27 @@ func agentTargetScope(s Scope, alias string) cond {
 		return mk("{a}.agent_id = ?", alias, s.AgentID)
 	}
 	return condFalse
+}
+
+// FeedAgentID is the agent whose feed (agentDeploymentObjects,
+// agentTargetChanges) the scope may follow: an agent its own (agentID, if
+// given, must be itself: NotFound otherwise), an admin the agent it names
+// (Invalid without one), a generator none (Forbidden). Whether that agent
+// exists is FeedAgent's question.
+func FeedAgentID(s Scope, agentID *uuid.UUID) (uuid.UUID, error) {
+	switch s.Role {
+	case RoleAgent:
+		if agentID != nil && *agentID != s.AgentID {
+			return uuid.Nil, NotFound("agent")
+		}
+		return s.AgentID, nil
+	case RoleAdmin:
+		if agentID == nil || *agentID == uuid.Nil {
+			return uuid.Nil, Invalid("agentId", "agentId is required for admins")
+		}
+		return *agentID, nil
+	}
+	return uuid.Nil, Forbidden("only agents and admins follow an agent's feed")
 }
 
 // visibleStackIDs is a subquery of the ids of the stacks the scope may see

@@ -48,30 +48,77 @@ func benchWebsocketFanout(b *testing.B, n int, query string) {
 	db := dbtest.New(b)
 	db.Bun.SetMaxOpenConns(16)
 	ctx := context.Background()
-	exec := func(q string, args ...any) {
-		if _, err := db.Bun.ExecContext(ctx, q, args...); err != nil {
-			b.Fatalf("%s: %v", q, err)
+	stack, keys := seedAgents(b, db, n)
+	insert := func(y string) {
+		if _, err := db.Bun.ExecContext(ctx, `INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum)
+			VALUES (?, ?, encode(sha256(convert_to(?, 'UTF8')), 'hex'))`, stack, y, y); err != nil {
+			b.Fatal(err)
 		}
 	}
-	stack, keys := seedAgents(b, db, n)
-
 	s := startServer(b, db, feed.Options{})
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
-	url := "ws" + strings.TrimPrefix(s.url, "http") + "/query"
 	var round atomic.Pointer[sync.WaitGroup]
 	recvAt := make([]time.Time, n)
-	conns := make([]*websocket.Conn, n)
+	conns := dialAgents(b, s, keys, query, func(i int) {
+		recvAt[i] = time.Now()
+		round.Load().Done()
+	})
+	defer func() {
+		for _, c := range conns {
+			_ = c.CloseNow()
+		}
+	}()
+	// Warm-up: one object through every subscription.
+	wg := &sync.WaitGroup{}
+	wg.Add(n)
+	round.Store(wg)
+	insert("w: 0")
+	waitAll(b, wg)
+	runtime.GC()
+	var idle runtime.MemStats
+	runtime.ReadMemStats(&idle)
+
+	var lat []time.Duration
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		wg := &sync.WaitGroup{}
+		wg.Add(n)
+		round.Store(wg)
+		insert(fmt.Sprintf("n: %d", it))
+		committed := time.Now()
+		s.hub.Published(ctx)
+		waitAll(b, wg)
+		for _, t := range recvAt {
+			lat = append(lat, t.Sub(committed))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	used := int64(idle.HeapInuse+idle.StackInuse) - int64(before.HeapInuse+before.StackInuse)
+	b.ReportMetric(float64(used)/float64(n), "client+server-B/conn")
+}
+
+// dialAgents connects one websocket per key (graphql-transport-ws, the key
+// in connection_init), subscribes each with query (after 0), and calls
+// got(i) for every object client i receives.
+func dialAgents(b *testing.B, s *server, keys []string, query string, got func(i int)) []*websocket.Conn {
+	ctx := context.Background()
+	url := "ws" + strings.TrimPrefix(s.url, "http") + "/query"
 	sub, _ := json.Marshal(map[string]any{"query": query, "variables": map[string]any{"after": 0}})
-	for i := range n {
+	conns := make([]*websocket.Conn, len(keys))
+	for i, key := range keys {
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)
 		conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{Subprotocols: []string{transportWS}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, _ := json.Marshal(map[string]any{"Authorization": "Bearer " + keys[i]})
+		p, _ := json.Marshal(map[string]any{"Authorization": "Bearer " + key})
 		if err := wsjson.Write(dctx, conn, wsMsg{Type: "connection_init", Payload: p}); err != nil {
 			b.Fatal(err)
 		}
@@ -94,49 +141,12 @@ func benchWebsocketFanout(b *testing.B, n int, query string) {
 				case "ping":
 					_ = wsjson.Write(ctx, conn, wsMsg{Type: "pong"})
 				case "next":
-					recvAt[i] = time.Now()
-					round.Load().Done()
+					got(i)
 				}
 			}
 		}()
 	}
-	defer func() {
-		for _, c := range conns {
-			_ = c.CloseNow()
-		}
-	}()
-	// Warm-up: one object through every subscription.
-	wg := &sync.WaitGroup{}
-	wg.Add(n)
-	round.Store(wg)
-	exec(`INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum) VALUES (?, 'w: 0', encode(sha256('w: 0'::bytea), 'hex'))`, stack)
-	waitAll(b, wg)
-	runtime.GC()
-	var idle runtime.MemStats
-	runtime.ReadMemStats(&idle)
-
-	var lat []time.Duration
-	b.ResetTimer()
-	for it := 0; it < b.N; it++ {
-		wg := &sync.WaitGroup{}
-		wg.Add(n)
-		round.Store(wg)
-		y := fmt.Sprintf("n: %d", it)
-		exec(`INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum) VALUES (?, ?, encode(sha256(convert_to(?, 'UTF8')), 'hex'))`, stack, y, y)
-		committed := time.Now()
-		s.hub.Published(ctx)
-		waitAll(b, wg)
-		for _, t := range recvAt {
-			lat = append(lat, t.Sub(committed))
-		}
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	used := int64(idle.HeapInuse+idle.StackInuse) - int64(before.HeapInuse+before.StackInuse)
-	b.ReportMetric(float64(used)/float64(n), "client+server-B/conn")
+	return conns
 }
 
 func waitAll(b *testing.B, wg *sync.WaitGroup) {

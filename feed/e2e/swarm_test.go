@@ -140,20 +140,15 @@ func benchServerSide(b *testing.B, n int) {
 	db := dbtest.New(b)
 	db.Bun.SetMaxOpenConns(16)
 	ctx := context.Background()
-	run := func(q string, args ...any) {
-		if _, err := db.Bun.ExecContext(ctx, q, args...); err != nil {
-			b.Fatalf("%s: %v", q, err)
+	stack, keys := seedAgents(b, db, n)
+	insert := func(y string) {
+		if _, err := db.Bun.ExecContext(ctx, `INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum)
+			VALUES (?, ?, encode(sha256(convert_to(?, 'UTF8')), 'hex'))`, stack, y, y); err != nil {
+			b.Fatal(err)
 		}
 	}
-	stack, keys := seedAgents(b, db, n)
-	keyFile := b.TempDir() + "/keys"
-	if err := os.WriteFile(keyFile, []byte(strings.Join(keys, "\n")), 0o600); err != nil {
-		b.Fatal(err)
-	}
-
 	s := startServer(b, db, feed.Options{})
 	before := memNow()
-
 	rounds := b.N
 	// FEED_WS_PACE (a duration): commit an object every PACE regardless of
 	// delivery (an offered load), instead of one object at a time.
@@ -164,29 +159,7 @@ func benchServerSide(b *testing.B, n int) {
 			b.Fatal(err)
 		}
 	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(),
-		"FEED_SWARM_URL=ws"+strings.TrimPrefix(s.url, "http")+"/query",
-		"FEED_SWARM_KEYS="+keyFile,
-		"FEED_SWARM_ROUNDS="+strconv.Itoa(rounds))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	lines := bufio.NewScanner(out)
-	line := func() string {
-		if !lines.Scan() {
-			b.Fatalf("swarm ended: %v", lines.Err())
-		}
-		return lines.Text()
-	}
-	insert := func(y string) {
-		run(`INSERT INTO deployment_objects (stack_id, yaml_content, yaml_checksum) VALUES (?, ?, encode(sha256(convert_to(?, 'UTF8')), 'hex'))`, stack, y, y)
-	}
+	line := startSwarm(b, s, keys, rounds)
 	// Warm-up: one object, which every client gets (live, or replayed from
 	// after: 0 if it subscribes later).
 	insert("warm: up")
@@ -195,22 +168,7 @@ func benchServerSide(b *testing.B, n int) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	idle := memNow()
-	// FEED_WS_PROFILE_DIR: heap and goroutine profiles of the idle server,
-	// and a CPU profile of the server over the timed rounds.
-	prof := os.Getenv("FEED_WS_PROFILE_DIR")
-	if prof != "" {
-		base := fmt.Sprintf("%s/conns=%d", prof, n)
-		writeProfile(b, "heap", base+".heap", 0)
-		writeProfile(b, "goroutine", base+".goroutines.txt", 1)
-		f, err := os.Create(base + ".cpu")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Fatal(err)
-		}
-	}
+	stopProfile := profileServer(b, n)
 
 	b.ResetTimer()
 	start := time.Now()
@@ -234,31 +192,91 @@ func benchServerSide(b *testing.B, n int) {
 	for pace > 0 && strings.HasPrefix(l, "GOT ") {
 		l = line()
 	}
-	elapsed := time.Since(start)
+	r := serverSide{n: n, rounds: rounds, elapsed: time.Since(start), paced: pace > 0, before: before, idle: idle}
 	b.StopTimer()
-	if prof != "" {
-		pprof.StopCPUProfile()
-	}
-	serverCPU := cpuTime() - serverCPU0
-	var p50, p99, mx, clientCPU float64
-	if _, err := fmt.Sscanf(l, "LAT %f %f %f %f", &p50, &p99, &mx, &clientCPU); err != nil {
+	stopProfile()
+	r.serverCPU = cpuTime() - serverCPU0
+	if _, err := fmt.Sscanf(l, "LAT %f %f %f %f", &r.p50, &r.p99, &r.max, &r.clientCPU); err != nil {
 		b.Fatalf("swarm: %q", l)
 	}
-	if pace > 0 {
+	r.report(b)
+}
+
+// startSwarm runs this test binary as the swarm of agents (one websocket
+// per key) and returns a reader of the lines it prints.
+func startSwarm(b *testing.B, s *server, keys []string, rounds int) (line func() string) {
+	keyFile := b.TempDir() + "/keys"
+	if err := os.WriteFile(keyFile, []byte(strings.Join(keys, "\n")), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(),
+		"FEED_SWARM_URL=ws"+strings.TrimPrefix(s.url, "http")+"/query",
+		"FEED_SWARM_KEYS="+keyFile,
+		"FEED_SWARM_ROUNDS="+strconv.Itoa(rounds))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(out)
+	return func() string {
+		if !lines.Scan() {
+			b.Fatalf("swarm ended: %v", lines.Err())
+		}
+		return lines.Text()
+	}
+}
+
+// profileServer, with FEED_WS_PROFILE_DIR set, writes heap and goroutine
+// profiles of the idle server and starts a CPU profile of the timed rounds,
+// which the returned function stops.
+func profileServer(b *testing.B, n int) (stop func()) {
+	prof := os.Getenv("FEED_WS_PROFILE_DIR")
+	if prof == "" {
+		return func() {}
+	}
+	base := fmt.Sprintf("%s/conns=%d", prof, n)
+	writeProfile(b, "heap", base+".heap", 0)
+	writeProfile(b, "goroutine", base+".goroutines.txt", 1)
+	f, err := os.Create(base + ".cpu")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// serverSide is what one run of BenchmarkWebsocketServerSide measured.
+type serverSide struct {
+	n, rounds                int
+	elapsed, serverCPU       time.Duration
+	paced                    bool
+	p50, p99, max, clientCPU float64 // ms, from the swarm
+	before, idle             mem
+}
+
+func (r serverSide) report(b *testing.B) {
+	if r.paced {
 		// Offered load above what the machine delivers makes latency grow
 		// with the number of rounds: report the delivery rate too.
-		b.ReportMetric(float64(n*rounds)/elapsed.Seconds(), "deliveries/s")
+		b.ReportMetric(float64(r.n*r.rounds)/r.elapsed.Seconds(), "deliveries/s")
 	}
 	// Both processes share the machine's cores: CPU per object, each side.
-	b.ReportMetric(float64(serverCPU.Milliseconds())/float64(rounds), "server-cpu-ms/obj")
-	b.ReportMetric(clientCPU/float64(rounds), "client-cpu-ms/obj")
-	b.ReportMetric(p50, "p50-ms")
-	b.ReportMetric(p99, "p99-ms")
-	b.ReportMetric(float64(int64(idle.heap)-int64(before.heap))/float64(n), "server-heap-B/sub")
-	b.ReportMetric(float64(int64(idle.stack)-int64(before.stack))/float64(n), "server-stack-B/sub")
-	b.ReportMetric(float64(idle.goroutines-before.goroutines)/float64(n), "goroutines/sub")
-	if d := int64(idle.rss) - int64(before.rss); d > 0 {
-		b.ReportMetric(float64(d)/float64(n), "server-rss-B/sub")
+	b.ReportMetric(float64(r.serverCPU.Milliseconds())/float64(r.rounds), "server-cpu-ms/obj")
+	b.ReportMetric(r.clientCPU/float64(r.rounds), "client-cpu-ms/obj")
+	b.ReportMetric(r.p50, "p50-ms")
+	b.ReportMetric(r.p99, "p99-ms")
+	b.ReportMetric(float64(int64(r.idle.heap)-int64(r.before.heap))/float64(r.n), "server-heap-B/sub")
+	b.ReportMetric(float64(int64(r.idle.stack)-int64(r.before.stack))/float64(r.n), "server-stack-B/sub")
+	b.ReportMetric(float64(r.idle.goroutines-r.before.goroutines)/float64(r.n), "goroutines/sub")
+	if d := int64(r.idle.rss) - int64(r.before.rss); d > 0 {
+		b.ReportMetric(float64(d)/float64(r.n), "server-rss-B/sub")
 	}
 }
 
