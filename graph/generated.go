@@ -341,7 +341,7 @@ type MutationResolver interface {
 	RemoveAgentTarget(ctx context.Context, agentID uuid.UUID, stackID uuid.UUID) (*models.AgentTarget, error)
 	ReportAgentEvent(ctx context.Context, input models.ReportAgentEventInput) (*models.AgentEvent, error)
 	AgentHeartbeat(ctx context.Context) (*models.Agent, error)
-	RotateAdminKey(ctx context.Context) (string, error)
+	RotateAdminKey(ctx context.Context) (*string, error)
 }
 type QueryResolver interface {
 	Viewer(ctx context.Context) (*models.Viewer, error)
@@ -1712,6 +1712,24 @@ var sources = []*ast.Source{
 # NOT_FOUND, BAD_USER_INPUT (with extensions.field), CONFLICT (with
 # extensions.constraint), IMMUTABLE, RATE_LIMITED (with extensions.retryAfter,
 # seconds) or INTERNAL.
+#
+# Mutations: each mutation field of a request is its own transaction, run in
+# order; one that fails does not stop or undo the others, and every result is
+# reported. That is why every mutation's result type is nullable:
+#   - an error whose path is exactly a mutation field (["b"]) means that
+#     mutation did not commit: its result is null;
+#   - an error deeper in the path (["a", "stack", "name"]) is about reading a
+#     committed mutation's result: the mutation took effect;
+#   - a mutation field without an error at its own path committed, and its
+#     result is in data.
+# A request refused as a whole (parse, validation, RATE_LIMITED) answers
+# data: null and runs none of its mutations. A client retrying a request
+# resends only the mutations that did not commit.
+#
+# Rate limits (generators): each mutation field (aliases included, after
+# fragments and @skip/@include) spends one token, any other operation one; a
+# request whose mutations need more tokens than are left is refused whole
+# (RATE_LIMITED, HTTP 429 with Retry-After) before any of them runs.
 
 "RFC 3339 timestamp."
 scalar Time
@@ -2057,54 +2075,54 @@ type Query {
 }
 
 type Mutation {
-  createGenerator(input: CreateGeneratorInput!): GeneratorWithKey! @hasRole(roles: [ADMIN])
-  updateGenerator(id: ID!, input: UpdateGeneratorInput!): Generator! @hasRole(roles: [ADMIN])
+  createGenerator(input: CreateGeneratorInput!): GeneratorWithKey @hasRole(roles: [ADMIN])
+  updateGenerator(id: ID!, input: UpdateGeneratorInput!): Generator @hasRole(roles: [ADMIN])
   "Replaces the generator's key; the old one stops working at once."
-  rotateGeneratorKey(id: ID!): GeneratorWithKey! @hasRole(roles: [ADMIN, GENERATOR])
+  rotateGeneratorKey(id: ID!): GeneratorWithKey @hasRole(roles: [ADMIN, GENERATOR])
   "Soft delete (cascading to its stacks); hard: true removes everything, admins only."
-  deleteGenerator(id: ID!, hard: Boolean = false): Generator! @hasRole(roles: [ADMIN])
-  restoreGenerator(id: ID!): Generator! @hasRole(roles: [ADMIN])
+  deleteGenerator(id: ID!, hard: Boolean = false): Generator @hasRole(roles: [ADMIN])
+  restoreGenerator(id: ID!): Generator @hasRole(roles: [ADMIN])
 
-  createStack(input: CreateStackInput!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
-  updateStack(id: ID!, input: UpdateStackInput!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
+  createStack(input: CreateStackInput!): Stack @hasRole(roles: [ADMIN, GENERATOR])
+  updateStack(id: ID!, input: UpdateStackInput!): Stack @hasRole(roles: [ADMIN, GENERATOR])
   "Soft delete publishes a deletion marker; hard: true is for admins."
-  deleteStack(id: ID!, hard: Boolean = false): Stack! @hasRole(roles: [ADMIN, GENERATOR])
+  deleteStack(id: ID!, hard: Boolean = false): Stack @hasRole(roles: [ADMIN, GENERATOR])
   "Undoes a soft delete (and its cascade), re-publishing the latest object; admins only, as deleted stacks are visible only to them."
-  restoreStack(id: ID!): Stack! @hasRole(roles: [ADMIN])
-  addStackLabel(stackId: ID!, label: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
-  removeStackLabel(stackId: ID!, label: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
-  setStackAnnotation(stackId: ID!, key: String!, value: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
-  removeStackAnnotation(stackId: ID!, key: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
+  restoreStack(id: ID!): Stack @hasRole(roles: [ADMIN])
+  addStackLabel(stackId: ID!, label: String!): Stack @hasRole(roles: [ADMIN, GENERATOR])
+  removeStackLabel(stackId: ID!, label: String!): Stack @hasRole(roles: [ADMIN, GENERATOR])
+  setStackAnnotation(stackId: ID!, key: String!, value: String!): Stack @hasRole(roles: [ADMIN, GENERATOR])
+  removeStackAnnotation(stackId: ID!, key: String!): Stack @hasRole(roles: [ADMIN, GENERATOR])
 
   "Validates the YAML and computes its checksum."
-  createDeploymentObject(input: CreateDeploymentObjectInput!): DeploymentObject! @hasRole(roles: [ADMIN, GENERATOR])
+  createDeploymentObject(input: CreateDeploymentObjectInput!): DeploymentObject @hasRole(roles: [ADMIN, GENERATOR])
   "Re-submits an older object's content as a new deployment object."
-  rollbackStack(stackId: ID!, toDeploymentObjectId: ID!): DeploymentObject! @hasRole(roles: [ADMIN, GENERATOR])
+  rollbackStack(stackId: ID!, toDeploymentObjectId: ID!): DeploymentObject @hasRole(roles: [ADMIN, GENERATOR])
   "Soft delete."
-  deleteDeploymentObject(id: ID!): DeploymentObject! @hasRole(roles: [ADMIN, GENERATOR])
+  deleteDeploymentObject(id: ID!): DeploymentObject @hasRole(roles: [ADMIN, GENERATOR])
 
-  createAgent(input: CreateAgentInput!): AgentWithKey! @hasRole(roles: [ADMIN])
-  updateAgent(id: ID!, input: UpdateAgentInput!): Agent! @hasRole(roles: [ADMIN])
+  createAgent(input: CreateAgentInput!): AgentWithKey @hasRole(roles: [ADMIN])
+  updateAgent(id: ID!, input: UpdateAgentInput!): Agent @hasRole(roles: [ADMIN])
   "Replaces the agent's key; the old one stops working at once."
-  rotateAgentKey(id: ID!): AgentWithKey! @hasRole(roles: [ADMIN, AGENT])
-  deleteAgent(id: ID!, hard: Boolean = false): Agent! @hasRole(roles: [ADMIN])
-  restoreAgent(id: ID!): Agent! @hasRole(roles: [ADMIN])
-  addAgentLabel(agentId: ID!, label: String!): Agent! @hasRole(roles: [ADMIN])
-  removeAgentLabel(agentId: ID!, label: String!): Agent! @hasRole(roles: [ADMIN])
-  setAgentAnnotation(agentId: ID!, key: String!, value: String!): Agent! @hasRole(roles: [ADMIN])
-  removeAgentAnnotation(agentId: ID!, key: String!): Agent! @hasRole(roles: [ADMIN])
+  rotateAgentKey(id: ID!): AgentWithKey @hasRole(roles: [ADMIN, AGENT])
+  deleteAgent(id: ID!, hard: Boolean = false): Agent @hasRole(roles: [ADMIN])
+  restoreAgent(id: ID!): Agent @hasRole(roles: [ADMIN])
+  addAgentLabel(agentId: ID!, label: String!): Agent @hasRole(roles: [ADMIN])
+  removeAgentLabel(agentId: ID!, label: String!): Agent @hasRole(roles: [ADMIN])
+  setAgentAnnotation(agentId: ID!, key: String!, value: String!): Agent @hasRole(roles: [ADMIN])
+  removeAgentAnnotation(agentId: ID!, key: String!): Agent @hasRole(roles: [ADMIN])
 
   "A generator may target its own stacks at any agent."
-  addAgentTarget(agentId: ID!, stackId: ID!): AgentTarget! @hasRole(roles: [ADMIN, GENERATOR])
-  removeAgentTarget(agentId: ID!, stackId: ID!): AgentTarget! @hasRole(roles: [ADMIN, GENERATOR])
+  addAgentTarget(agentId: ID!, stackId: ID!): AgentTarget @hasRole(roles: [ADMIN, GENERATOR])
+  removeAgentTarget(agentId: ID!, stackId: ID!): AgentTarget @hasRole(roles: [ADMIN, GENERATOR])
 
   "An agent reports only as itself, and only for objects it may see."
-  reportAgentEvent(input: ReportAgentEventInput!): AgentEvent! @hasRole(roles: [AGENT])
+  reportAgentEvent(input: ReportAgentEventInput!): AgentEvent @hasRole(roles: [AGENT])
   "Records the calling agent's heartbeat."
-  agentHeartbeat: Agent! @hasRole(roles: [AGENT])
+  agentHeartbeat: Agent @hasRole(roles: [AGENT])
 
   "Replaces the admin key and returns the new one; the old one stops working at once."
-  rotateAdminKey: String! @hasRole(roles: [ADMIN])
+  rotateAdminKey: String @hasRole(roles: [ADMIN])
 }
 
 type Subscription {
@@ -6214,10 +6232,10 @@ func (ec *executionContext) _Mutation_createGenerator(ctx context.Context, field
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.GeneratorWithKey) graphql.Marshaler {
-			return ec.marshalNGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx, selections, v)
+			return ec.marshalOGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createGenerator(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6276,10 +6294,10 @@ func (ec *executionContext) _Mutation_updateGenerator(ctx context.Context, field
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Generator) graphql.Marshaler {
-			return ec.marshalNGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
+			return ec.marshalOGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateGenerator(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6338,10 +6356,10 @@ func (ec *executionContext) _Mutation_rotateGeneratorKey(ctx context.Context, fi
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.GeneratorWithKey) graphql.Marshaler {
-			return ec.marshalNGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx, selections, v)
+			return ec.marshalOGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_rotateGeneratorKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6400,10 +6418,10 @@ func (ec *executionContext) _Mutation_deleteGenerator(ctx context.Context, field
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Generator) graphql.Marshaler {
-			return ec.marshalNGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
+			return ec.marshalOGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteGenerator(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6462,10 +6480,10 @@ func (ec *executionContext) _Mutation_restoreGenerator(ctx context.Context, fiel
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Generator) graphql.Marshaler {
-			return ec.marshalNGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
+			return ec.marshalOGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_restoreGenerator(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6524,10 +6542,10 @@ func (ec *executionContext) _Mutation_createStack(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createStack(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6586,10 +6604,10 @@ func (ec *executionContext) _Mutation_updateStack(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateStack(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6648,10 +6666,10 @@ func (ec *executionContext) _Mutation_deleteStack(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteStack(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6710,10 +6728,10 @@ func (ec *executionContext) _Mutation_restoreStack(ctx context.Context, field gr
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_restoreStack(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6772,10 +6790,10 @@ func (ec *executionContext) _Mutation_addStackLabel(ctx context.Context, field g
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_addStackLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6834,10 +6852,10 @@ func (ec *executionContext) _Mutation_removeStackLabel(ctx context.Context, fiel
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_removeStackLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6896,10 +6914,10 @@ func (ec *executionContext) _Mutation_setStackAnnotation(ctx context.Context, fi
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setStackAnnotation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6958,10 +6976,10 @@ func (ec *executionContext) _Mutation_removeStackAnnotation(ctx context.Context,
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_removeStackAnnotation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7020,10 +7038,10 @@ func (ec *executionContext) _Mutation_createDeploymentObject(ctx context.Context
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.DeploymentObject) graphql.Marshaler {
-			return ec.marshalNDeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
+			return ec.marshalODeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createDeploymentObject(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7082,10 +7100,10 @@ func (ec *executionContext) _Mutation_rollbackStack(ctx context.Context, field g
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.DeploymentObject) graphql.Marshaler {
-			return ec.marshalNDeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
+			return ec.marshalODeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_rollbackStack(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7144,10 +7162,10 @@ func (ec *executionContext) _Mutation_deleteDeploymentObject(ctx context.Context
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.DeploymentObject) graphql.Marshaler {
-			return ec.marshalNDeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
+			return ec.marshalODeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteDeploymentObject(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7206,10 +7224,10 @@ func (ec *executionContext) _Mutation_createAgent(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.AgentWithKey) graphql.Marshaler {
-			return ec.marshalNAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx, selections, v)
+			return ec.marshalOAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7268,10 +7286,10 @@ func (ec *executionContext) _Mutation_updateAgent(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7330,10 +7348,10 @@ func (ec *executionContext) _Mutation_rotateAgentKey(ctx context.Context, field 
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.AgentWithKey) graphql.Marshaler {
-			return ec.marshalNAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx, selections, v)
+			return ec.marshalOAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_rotateAgentKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7392,10 +7410,10 @@ func (ec *executionContext) _Mutation_deleteAgent(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7454,10 +7472,10 @@ func (ec *executionContext) _Mutation_restoreAgent(ctx context.Context, field gr
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_restoreAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7516,10 +7534,10 @@ func (ec *executionContext) _Mutation_addAgentLabel(ctx context.Context, field g
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_addAgentLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7578,10 +7596,10 @@ func (ec *executionContext) _Mutation_removeAgentLabel(ctx context.Context, fiel
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_removeAgentLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7640,10 +7658,10 @@ func (ec *executionContext) _Mutation_setAgentAnnotation(ctx context.Context, fi
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setAgentAnnotation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7702,10 +7720,10 @@ func (ec *executionContext) _Mutation_removeAgentAnnotation(ctx context.Context,
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_removeAgentAnnotation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7764,10 +7782,10 @@ func (ec *executionContext) _Mutation_addAgentTarget(ctx context.Context, field 
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.AgentTarget) graphql.Marshaler {
-			return ec.marshalNAgentTarget2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentTarget(ctx, selections, v)
+			return ec.marshalOAgentTarget2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentTarget(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_addAgentTarget(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7826,10 +7844,10 @@ func (ec *executionContext) _Mutation_removeAgentTarget(ctx context.Context, fie
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.AgentTarget) graphql.Marshaler {
-			return ec.marshalNAgentTarget2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentTarget(ctx, selections, v)
+			return ec.marshalOAgentTarget2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentTarget(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_removeAgentTarget(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7888,10 +7906,10 @@ func (ec *executionContext) _Mutation_reportAgentEvent(ctx context.Context, fiel
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.AgentEvent) graphql.Marshaler {
-			return ec.marshalNAgentEvent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentEvent(ctx, selections, v)
+			return ec.marshalOAgentEvent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentEvent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_reportAgentEvent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7949,10 +7967,10 @@ func (ec *executionContext) _Mutation_agentHeartbeat(ctx context.Context, field 
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_agentHeartbeat(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7985,11 +8003,11 @@ func (ec *executionContext) _Mutation_rotateAdminKey(ctx context.Context, field 
 			directive1 := func(ctx context.Context) (any, error) {
 				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐRoleᚄ(ctx, []any{"ADMIN"})
 				if err != nil {
-					var zeroVal string
+					var zeroVal *string
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal string
+					var zeroVal *string
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, roles)
@@ -7998,11 +8016,11 @@ func (ec *executionContext) _Mutation_rotateAdminKey(ctx context.Context, field 
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_rotateAdminKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12355,210 +12373,210 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createGenerator(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateGenerator":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateGenerator(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "rotateGeneratorKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rotateGeneratorKey(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteGenerator":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteGenerator(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "restoreGenerator":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_restoreGenerator(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createStack":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createStack(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateStack":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateStack(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteStack":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteStack(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "restoreStack":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_restoreStack(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "addStackLabel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_addStackLabel(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "removeStackLabel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeStackLabel(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setStackAnnotation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setStackAnnotation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "removeStackAnnotation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeStackAnnotation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createDeploymentObject":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createDeploymentObject(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "rollbackStack":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rollbackStack(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteDeploymentObject":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteDeploymentObject(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createAgent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createAgent(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateAgent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateAgent(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "rotateAgentKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rotateAgentKey(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteAgent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteAgent(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "restoreAgent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_restoreAgent(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "addAgentLabel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_addAgentLabel(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "removeAgentLabel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeAgentLabel(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setAgentAnnotation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setAgentAnnotation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "removeAgentAnnotation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeAgentAnnotation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "addAgentTarget":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_addAgentTarget(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "removeAgentTarget":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeAgentTarget(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "reportAgentEvent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_reportAgentEvent(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "agentHeartbeat":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_agentHeartbeat(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "rotateAdminKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rotateAdminKey(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -13534,14 +13552,6 @@ func (ec *executionContext) marshalNAgentTargetEdge2ᚖgithubᚗcomᚋbrokkrᚋb
 	return ec._AgentTargetEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx context.Context, sel ast.SelectionSet, v *models.AgentWithKey) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "AgentWithKey!")
-		return graphql.Null
-	}
-	return ec._AgentWithKey(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNAnnotation2ᚕᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAnnotationᚄ(ctx context.Context, sel ast.SelectionSet, v []*models.Annotation) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -13715,14 +13725,6 @@ func (ec *executionContext) marshalNGeneratorEdge2ᚖgithubᚗcomᚋbrokkrᚋbro
 		return graphql.Null
 	}
 	return ec._GeneratorEdge(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx context.Context, sel ast.SelectionSet, v *models.GeneratorWithKey) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "GeneratorWithKey!")
-		return graphql.Null
-	}
-	return ec._GeneratorWithKey(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx context.Context, v any) (uuid.UUID, error) {
@@ -14125,6 +14127,13 @@ func (ec *executionContext) marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmo
 	return ec._Agent(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOAgentEvent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentEvent(ctx context.Context, sel ast.SelectionSet, v *models.AgentEvent) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AgentEvent(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOAgentEventFilter2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentEventFilter(ctx context.Context, v any) (*models.AgentEventFilter, error) {
 	if v == nil {
 		return nil, nil
@@ -14158,6 +14167,20 @@ func (ec *executionContext) marshalOAgentStatus2ᚖgithubᚗcomᚋbrokkrᚋbrokk
 	_ = ctx
 	res := graphql.MarshalString(string(*v))
 	return res
+}
+
+func (ec *executionContext) marshalOAgentTarget2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentTarget(ctx context.Context, sel ast.SelectionSet, v *models.AgentTarget) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AgentTarget(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx context.Context, sel ast.SelectionSet, v *models.AgentWithKey) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AgentWithKey(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOAnnotationInput2ᚕᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAnnotationInputᚄ(ctx context.Context, v any) ([]*models.AnnotationInput, error) {
@@ -14235,6 +14258,13 @@ func (ec *executionContext) unmarshalOGeneratorFilter2ᚖgithubᚗcomᚋbrokkr�
 	}
 	res, err := ec.unmarshalInputGeneratorFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx context.Context, sel ast.SelectionSet, v *models.GeneratorWithKey) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._GeneratorWithKey(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚖgithubᚗcomᚋgoogleᚋuuidᚐUUID(ctx context.Context, v any) (*uuid.UUID, error) {
