@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,8 +112,11 @@ func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 // execute runs one request for both transports: a request that cannot run
 // at all (it does not parse or validate) is answered 422 under
 // application/json and 400 under graphql-response+json, as gqlgen answers
-// (errors of another kind, 200); with queriesOnly (GET) anything but a
-// query is refused, 406: a link or a prefetch must not change anything.
+// (errors of another kind, 200); a subscription is refused at once, 400,
+// pointing at websockets; with queriesOnly (GET) anything but a query is
+// refused, 406: a link or a prefetch must not change anything. A request
+// refused by the rate limiter is answered 429 with Retry-After (seconds, as
+// extensions.retryAfter).
 func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, start time.Time, queriesOnly bool) {
 	ctx := r.Context()
 	contentType := responseContentType(r)
@@ -131,12 +135,43 @@ func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor,
 		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
 		return
 	}
+	if rc.Operation.Operation == ast.Subscription {
+		// gqlgen would answer with the first event, whenever that comes,
+		// holding the request (and shutdown) until then.
+		refuse(w, r, exec, http.StatusBadRequest, "subscriptions are served over websockets only: open a websocket on /query (graphql-transport-ws or graphql-ws)")
+		return
+	}
 	if queriesOnly && rc.Operation.Operation != ast.Query {
 		refuse(w, r, exec, http.StatusNotAcceptable, "GET requests only allow queries; send mutations with POST")
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeResponse(w, responses(ctx))
+	resp := responses(ctx)
+	if retryAfter, refused := rateLimited(resp); retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		if refused {
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}
+	writeResponse(w, resp)
+}
+
+// rateLimited reads a response for RATE_LIMITED errors: the longest
+// retryAfter among them (0 when there is none), and whether the request was
+// refused as a whole (no data), which HTTP answers 429 with Retry-After.
+func rateLimited(resp *graphql.Response) (retryAfter int, refused bool) {
+	if resp == nil {
+		return 0, false
+	}
+	for _, e := range resp.Errors {
+		if e.Extensions["code"] != string(models.KindRateLimited) {
+			continue
+		}
+		if s, ok := e.Extensions["retryAfter"].(int); ok {
+			retryAfter = max(retryAfter, s, 1)
+		}
+	}
+	return retryAfter, len(resp.Data) == 0 || string(resp.Data) == "null"
 }
 
 // refuse answers a request that is not a GraphQL request it can run, with
