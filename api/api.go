@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -224,6 +225,10 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				tooLarge(w, max)
+				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) { // the server's read timeout
+				writeError(w, http.StatusRequestTimeout, "the request body did not arrive within the read timeout", models.KindInvalid, nil)
 				return
 			}
 			writeError(w, http.StatusBadRequest, "could not read the request body", models.KindInvalid, nil)
