@@ -8,7 +8,9 @@
 //
 // With $DATABASE_URL it uses that PostgreSQL; without it, it runs an embedded
 // default cluster under $BROKKR_DATA_DIR (default ./.brokkr) built from the
-// PostgreSQL binaries on the machine, and stops it again on exit.
+// PostgreSQL binaries on the machine, and stops it again on exit unless
+// another broker still uses it (localpg: the last user stops it; a cluster
+// left running by a killed broker is taken over).
 package main
 
 import (

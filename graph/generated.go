@@ -1730,6 +1730,9 @@ var sources = []*ast.Source{
 # fragments and @skip/@include) spends one token, any other operation one; a
 # request whose mutations need more tokens than are left is refused whole
 # (RATE_LIMITED, HTTP 429 with Retry-After) before any of them runs.
+#
+# Subscriptions are served over websockets only (graphql-transport-ws or the
+# legacy graphql-ws); one sent by POST or GET is refused at once.
 
 "RFC 3339 timestamp."
 scalar Time
