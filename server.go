@@ -181,8 +181,7 @@ func run(args []string, out io.Writer, logger *slog.Logger) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
-	// SIGHUP (the terminal closed) shuts down as SIGTERM does: otherwise it
-	// would kill the process and leave the embedded PostgreSQL running.
+	// SIGHUP (the terminal closed) too: by default it kills, leaving the embedded PostgreSQL running.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
@@ -350,14 +349,7 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{
-			Addr:              cfg.Listen,
-			Handler:           writeDeadline(cfg.WriteTimeout, handler),
-			ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
-			ReadTimeout:       cfg.ReadTimeout,
-			WriteTimeout:      cfg.WriteTimeout,
-			IdleTimeout:       cfg.IdleTimeout,
-		}
+		srv := httpServer(cfg, handler)
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
 			return err
@@ -385,6 +377,18 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 		}
 		return nil
 	})
+}
+
+// httpServer is the server for handler with the configured timeouts.
+func httpServer(cfg config, handler http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           writeDeadline(cfg.WriteTimeout, handler),
+		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+	}
 }
 
 // writeDeadline gives every HTTP answer the whole write timeout from its
