@@ -147,31 +147,35 @@ func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor,
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
 	resp := responses(ctx)
-	if retryAfter, refused := rateLimited(resp); retryAfter > 0 {
+	if retryAfter, limited := retryHint(resp); retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-		if refused {
+		if limited {
 			w.WriteHeader(http.StatusTooManyRequests)
 		}
 	}
 	writeResponse(w, resp)
 }
 
-// rateLimited reads a response for RATE_LIMITED errors: the longest
-// retryAfter among them (0 when there is none), and whether the request was
-// refused as a whole (no data), which HTTP answers 429 with Retry-After.
-func rateLimited(resp *graphql.Response) (retryAfter int, refused bool) {
+// retryHint reads a response's errors for extensions.retryAfter (RATE_LIMITED,
+// and any other retryable error that carries one): the longest (0 when there
+// is none), which HTTP sends as Retry-After; and whether the request was
+// refused as a whole by the rate limiter (RATE_LIMITED, no data), which
+// HTTP answers 429.
+func retryHint(resp *graphql.Response) (retryAfter int, limited bool) {
 	if resp == nil {
 		return 0, false
 	}
 	for _, e := range resp.Errors {
-		if e.Extensions["code"] != string(models.KindRateLimited) {
+		s, ok := e.Extensions["retryAfter"].(int)
+		if !ok {
 			continue
 		}
-		if s, ok := e.Extensions["retryAfter"].(int); ok {
-			retryAfter = max(retryAfter, s, 1)
+		retryAfter = max(retryAfter, s, 1)
+		if e.Extensions["code"] == string(models.KindRateLimited) {
+			limited = true
 		}
 	}
-	return retryAfter, len(resp.Data) == 0 || string(resp.Data) == "null"
+	return retryAfter, limited && (len(resp.Data) == 0 || string(resp.Data) == "null")
 }
 
 // refuse answers a request that is not a GraphQL request it can run, with
