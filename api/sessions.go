@@ -246,18 +246,7 @@ func (s *Sessions) matching(keep func(models.Scope) bool) []*wsSession {
 	return out
 }
 
-func samePrincipal(a, b models.Scope) bool {
-	if a.Role != b.Role {
-		return false
-	}
-	switch a.Role {
-	case models.RoleGenerator:
-		return a.GeneratorID == b.GeneratorID
-	case models.RoleAgent:
-		return a.AgentID == b.AgentID
-	}
-	return true // the admin key is one principal
-}
+func samePrincipal(a, b models.Scope) bool { return principalOf(a) == principalOf(b) }
 
 type sessionKey struct{}
 
