@@ -8,7 +8,9 @@
 //
 // With $DATABASE_URL it uses that PostgreSQL; without it, it runs an embedded
 // default cluster under $BROKKR_DATA_DIR (default ./.brokkr) built from the
-// PostgreSQL binaries on the machine, and stops it again on exit.
+// PostgreSQL binaries on the machine, and stops it again on exit unless
+// another broker still uses it (localpg: the last user stops it; a cluster
+// left running by a killed broker is taken over).
 package main
 
 import (
@@ -53,6 +55,15 @@ type config struct {
 	// StatementTimeout is every pooled connection's statement_timeout:
 	// 0 takes models.DefaultStatementTimeout, negative sets none.
 	StatementTimeout time.Duration
+	// HTTP timeouts (http.Server): reading a whole request, headers and
+	// body; writing an answer, from its first byte (writeDeadline); a
+	// keep-alive connection waiting for its next request. Websockets are
+	// hijacked connections, which net/http clears of every deadline.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// MaxWebsocketsPerKey: 0 takes the api default; negative, no bound.
+	MaxWebsocketsPerKey int
 	// GCPercent is the collector's target heap growth that serve sets;
 	// 0 leaves it to the runtime (GOGC set in the environment).
 	GCPercent int
@@ -72,6 +83,9 @@ func loadConfig() (config, error) {
 		DataDir:     envOr("BROKKR_DATA_DIR", ".brokkr"),
 		// Zero limits take the api package's defaults.
 		ShutdownTimeout: 10 * time.Second,
+		ReadTimeout:     30 * time.Second,
+		WriteTimeout:    60 * time.Second,
+		IdleTimeout:     120 * time.Second,
 		GCPercent:       defaultGCPercent,
 	}
 	if os.Getenv("GOGC") != "" {
@@ -118,12 +132,33 @@ func loadConfig() (config, error) {
 			c.StatementTimeout = -1
 		}
 	}
-	if v := os.Getenv("BROKKR_SHUTDOWN_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return c, fmt.Errorf("BROKKR_SHUTDOWN_TIMEOUT must be a positive duration, got %q", v)
+	if v := os.Getenv("BROKKR_MAX_WEBSOCKETS_PER_KEY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("BROKKR_MAX_WEBSOCKETS_PER_KEY must be a positive integer, or 0 for no bound, got %q", v)
 		}
-		c.ShutdownTimeout = d
+		c.MaxWebsocketsPerKey = n
+		if n == 0 {
+			c.MaxWebsocketsPerKey = -1
+		}
+	}
+	durations := []struct {
+		env string
+		dst *time.Duration
+	}{
+		{"BROKKR_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout},
+		{"BROKKR_READ_TIMEOUT", &c.ReadTimeout},
+		{"BROKKR_WRITE_TIMEOUT", &c.WriteTimeout},
+		{"BROKKR_IDLE_TIMEOUT", &c.IdleTimeout},
+	}
+	for _, d := range durations {
+		if v := os.Getenv(d.env); v != "" {
+			n, err := time.ParseDuration(v)
+			if err != nil || n <= 0 {
+				return c, fmt.Errorf("%s must be a positive duration, got %q", d.env, v)
+			}
+			*d.dst = n
+		}
 	}
 	return c, nil
 }
@@ -159,7 +194,8 @@ func run(args []string, out io.Writer, logger *slog.Logger) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (the terminal closed) too: by default it kills, leaving the embedded PostgreSQL running.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
 	switch cmd {
@@ -320,16 +356,13 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 			MaxDepth:                  cfg.MaxDepth,
 			MaxComplexity:             cfg.MaxComplexity,
 			DefaultRateLimitPerMinute: cfg.RateLimit,
+			MaxWebsocketsPerKey:       cfg.MaxWebsocketsPerKey,
 			Sessions:                  sessions,
 		})
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{
-			Addr:              cfg.Listen,
-			Handler:           handler,
-			ReadHeaderTimeout: 10 * time.Second,
-		}
+		srv := httpServer(cfg, handler)
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
 			return err
@@ -358,3 +391,54 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 		return nil
 	})
 }
+
+// httpServer is the server for handler with the configured timeouts.
+func httpServer(cfg config, handler http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           writeDeadline(cfg.WriteTimeout, handler),
+		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+	}
+}
+
+// writeDeadline gives every HTTP answer the whole write timeout from its
+// first byte. http.Server's WriteTimeout alone counts from the end of the
+// request's headers, so a large dashboard read that took long to compute
+// (a request's work is bounded by statement timeouts and ends when its
+// client goes, not by this) would lose its answer after the work was done;
+// the timeout is there to cut a client that stops reading. Websocket
+// upgrades are left alone: net/http clears a hijacked connection's
+// deadlines.
+func writeDeadline(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(&deadlineWriter{ResponseWriter: w, d: d}, r)
+	})
+}
+
+// deadlineWriter sets the connection's write deadline when the answer
+// starts. Unwrap lets http.ResponseController reach the connection.
+type deadlineWriter struct {
+	http.ResponseWriter
+	d     time.Duration
+	armed bool
+}
+
+func (w *deadlineWriter) arm() {
+	if !w.armed {
+		w.armed = true
+		_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(w.d))
+	}
+}
+
+func (w *deadlineWriter) WriteHeader(code int) { w.arm(); w.ResponseWriter.WriteHeader(code) }
+
+func (w *deadlineWriter) Write(b []byte) (int, error) { w.arm(); return w.ResponseWriter.Write(b) }
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -143,14 +143,21 @@ func (p *proc) waitReady() {
 // stop sends SIGTERM and waits at most bound for the process to exit.
 func (p *proc) stop(bound time.Duration) time.Duration {
 	p.t.Helper()
+	return p.signal(syscall.SIGTERM, bound)
+}
+
+// signal sends sig and waits at most bound for the process to exit, which
+// it must do with status 0.
+func (p *proc) signal(sig syscall.Signal, bound time.Duration) time.Duration {
+	p.t.Helper()
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(sig); err != nil {
 		p.t.Fatal(err)
 	}
 	select {
 	case <-p.done:
 	case <-time.After(bound):
-		p.t.Fatalf("brokkr did not exit within %v of SIGTERM", bound)
+		p.t.Fatalf("brokkr did not exit within %v of %v", bound, sig)
 	}
 	if p.err != nil {
 		p.t.Fatalf("brokkr exited with %v\n%s", p.err, p.errOut())

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -41,6 +42,7 @@ const (
 	DefaultKeepAlive                 = 15 * time.Second
 	DefaultWebsocketInitTimeout      = 10 * time.Second
 	DefaultWebsocketWriteTimeout     = 10 * time.Second
+	DefaultMaxWebsocketsPerKey       = 32
 	readyTimeout                     = 2 * time.Second
 	queryCacheSize                   = 1000
 	statusRequestEntityTooLargeLabel = "request body too large"
@@ -70,6 +72,12 @@ type Config struct {
 	// WebsocketWriteTimeout: a websocket client that takes no message for
 	// this long is disconnected (its subscriptions resume with after).
 	WebsocketWriteTimeout time.Duration
+
+	// MaxWebsocketsPerKey bounds the websockets one key (one principal) may
+	// have open on this server at once; one more is closed at
+	// connection_init with 1013 (try again later). Zero takes the default;
+	// negative: no bound.
+	MaxWebsocketsPerKey int
 
 	// Sessions tracks open websockets: the feed's revocations close a
 	// principal's connections through it, and shutdown closes them all.
@@ -102,6 +110,9 @@ func (c *Config) defaults() {
 	if c.WebsocketWriteTimeout == 0 {
 		c.WebsocketWriteTimeout = DefaultWebsocketWriteTimeout
 	}
+	if c.MaxWebsocketsPerKey == 0 {
+		c.MaxWebsocketsPerKey = DefaultMaxWebsocketsPerKey
+	}
 	if c.Sessions == nil {
 		c.Sessions = NewSessions()
 	}
@@ -129,6 +140,7 @@ func New(cfg Config) (http.Handler, error) {
 	// not from gqlgen's ticker goroutine per connection.
 	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
 	cfg.Sessions.setRecheck(authn.Recheck)
+	cfg.Sessions.setMaxPerKey(cfg.MaxWebsocketsPerKey)
 	srv.AddTransport(&wsTransport{
 		accept:       websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
 		init:         websocketInit(authn),
@@ -230,6 +242,10 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				tooLarge(w, max)
+				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) { // the server's read timeout
+				writeError(w, http.StatusRequestTimeout, "the request body did not arrive within the read timeout", models.KindInvalid, nil)
 				return
 			}
 			writeError(w, http.StatusBadRequest, "could not read the request body", models.KindInvalid, nil)

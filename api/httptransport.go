@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,8 +112,11 @@ func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 // execute runs one request for both transports: a request that cannot run
 // at all (it does not parse or validate) is answered 422 under
 // application/json and 400 under graphql-response+json, as gqlgen answers
-// (errors of another kind, 200); with queriesOnly (GET) anything but a
-// query is refused, 406: a link or a prefetch must not change anything.
+// (errors of another kind, 200); a subscription is refused at once, 400,
+// pointing at websockets; with queriesOnly (GET) anything but a query is
+// refused, 406: a link or a prefetch must not change anything. A request
+// refused by the rate limiter is answered 429 with Retry-After (seconds, as
+// extensions.retryAfter).
 func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, start time.Time, queriesOnly bool) {
 	ctx := r.Context()
 	contentType := responseContentType(r)
@@ -131,12 +135,47 @@ func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor,
 		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
 		return
 	}
+	if rc.Operation.Operation == ast.Subscription {
+		// gqlgen would answer with the first event, whenever that comes,
+		// holding the request (and shutdown) until then.
+		refuse(w, r, exec, http.StatusBadRequest, "subscriptions are served over websockets only: open a websocket on /query (graphql-transport-ws or graphql-ws)")
+		return
+	}
 	if queriesOnly && rc.Operation.Operation != ast.Query {
 		refuse(w, r, exec, http.StatusNotAcceptable, "GET requests only allow queries; send mutations with POST")
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeResponse(w, responses(ctx))
+	resp := responses(ctx)
+	if retryAfter, limited := retryHint(resp); retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		if limited {
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}
+	writeResponse(w, resp)
+}
+
+// retryHint reads a response's errors for extensions.retryAfter (RATE_LIMITED,
+// and any other retryable error that carries one): the longest (0 when there
+// is none), which HTTP sends as Retry-After; and whether the request was
+// refused as a whole by the rate limiter (RATE_LIMITED, no data), which
+// HTTP answers 429.
+func retryHint(resp *graphql.Response) (retryAfter int, limited bool) {
+	if resp == nil {
+		return 0, false
+	}
+	for _, e := range resp.Errors {
+		s, ok := e.Extensions["retryAfter"].(int)
+		if !ok {
+			continue
+		}
+		retryAfter = max(retryAfter, s, 1)
+		if e.Extensions["code"] == string(models.KindRateLimited) {
+			limited = true
+		}
+	}
+	return retryAfter, limited && (len(resp.Data) == 0 || string(resp.Data) == "null")
 }
 
 // refuse answers a request that is not a GraphQL request it can run, with

@@ -1,12 +1,14 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/brokkr/brokkr/api"
 )
@@ -127,4 +129,44 @@ func TestGetTransport(t *testing.T) {
 	if n := d["stacks"].(map[string]any)["totalCount"]; n != float64(0) {
 		t.Fatalf("a GET mutation created %v stacks", n)
 	}
+}
+
+// A subscription sent over POST or GET is refused at once with a coded
+// error pointing at websockets (issue 8, item 6): gqlgen would hold the
+// request until the subscription's first event (here: a target change that
+// never comes), and shutdown with it. A normal request is served right after.
+func TestSubscriptionOverHTTPRefused(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	w := newWorldWith(t, func(e *env) api.Config { return api.Config{Feed: runFeed(t, ctx, e)} })
+	const sub = `subscription { agentTargetChanges { action } }`
+	body, _ := json.Marshal(map[string]any{"query": sub})
+	auth := http.Header{"Authorization": {"Bearer " + w.agent1.key}}
+	for _, c := range []struct {
+		method, query, body string
+		header              http.Header
+	}{
+		{"POST", "", string(body), http.Header{"Content-Type": {"application/json"}, "Authorization": auth["Authorization"]}},
+		{"GET", "?" + url.Values{"query": {sub}}.Encode(), "", auth},
+	} {
+		reqCtx, cancelReq := context.WithTimeout(ctx, 15*time.Second)
+		req, _ := http.NewRequestWithContext(reqCtx, c.method, w.srv.URL+"/query"+c.query, strings.NewReader(c.body))
+		req.Header = c.header
+		resp, err := w.srv.Client().Do(req)
+		if err != nil {
+			cancelReq()
+			t.Fatalf("%s subscription: no answer: %v", c.method, err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancelReq()
+		var doc struct{ Errors []gqlError }
+		_ = json.Unmarshal(raw, &doc)
+		if resp.StatusCode != http.StatusBadRequest || len(doc.Errors) != 1 || doc.Errors[0].Extensions["code"] != "BAD_USER_INPUT" ||
+			!strings.Contains(doc.Errors[0].Message, "websocket") {
+			t.Errorf("%s subscription: %d %s, want 400 BAD_USER_INPUT pointing at websockets", c.method, resp.StatusCode, raw)
+		}
+	}
+	w.ok(t, w.agent1.key, `{ viewer { role } }`, nil)
 }

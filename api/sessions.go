@@ -2,11 +2,15 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/brokkr/brokkr/auth"
 	"github.com/brokkr/brokkr/models"
@@ -20,6 +24,11 @@ const (
 	// CloseRevoked ends the websockets of a principal whose key was rotated
 	// or who was deleted (DESIGN §4): reconnecting with the old key is futile.
 	CloseRevoked = auth.CloseUnauthenticated
+	// CloseTooManyWebsockets refuses a connection_init whose key already has
+	// Config.MaxWebsocketsPerKey websockets open on this server: 1013 (try
+	// again later), which graphql-ws clients retry with back-off, as an
+	// agent reconnecting before its old, dead connection is noticed must.
+	CloseTooManyWebsockets = 1013
 )
 
 // Sessions tracks the open websocket connections and who is behind each, so
@@ -29,6 +38,12 @@ type Sessions struct {
 	mu       sync.Mutex
 	sessions map[*wsSession]struct{}
 	closing  bool
+
+	// maxPerKey bounds the websockets one principal (one key) has open
+	// here (0: no bound); perKey counts them, from connection_init to
+	// the end of the connection.
+	maxPerKey int
+	perKey    map[principal]int
 
 	// Keep-alive (keepalive.go): one goroutine for all connections, running
 	// while any is open.
@@ -43,10 +58,28 @@ type Sessions struct {
 
 // NewSessions returns an empty registry.
 func NewSessions() *Sessions {
-	return &Sessions{sessions: map[*wsSession]struct{}{}}
+	return &Sessions{sessions: map[*wsSession]struct{}{}, perKey: map[principal]int{}}
+}
+
+// principal identifies a key's owner: a generator, an agent or the admin.
+type principal struct {
+	role models.Role
+	id   uuid.UUID
+}
+
+func principalOf(scope models.Scope) principal {
+	switch scope.Role {
+	case models.RoleGenerator:
+		return principal{scope.Role, scope.GeneratorID}
+	case models.RoleAgent:
+		return principal{scope.Role, scope.AgentID}
+	}
+	return principal{role: scope.Role}
 }
 
 type wsSession struct {
+	owner    *Sessions
+	counted  *principal // in owner.perKey (under owner.mu)
 	cancel   context.CancelFunc
 	slot     int         // keep-alive slot, fixed at registration
 	detached atomic.Bool // the connection is served beyond the HTTP handler
@@ -75,6 +108,29 @@ func (s *wsSession) authenticated(ctx context.Context) {
 	s.mu.Lock()
 	s.scope, s.authed, s.authCtx = scope, ok, ctx
 	s.mu.Unlock()
+}
+
+// admit records who is behind the connection (authenticated), unless that
+// principal already has the most websockets allowed open here.
+func (s *wsSession) admit(ctx context.Context) error {
+	o := s.owner
+	if scope, ok := auth.ForContext(ctx); ok {
+		p := principalOf(scope)
+		o.mu.Lock()
+		if _, open := o.sessions[s]; !open { // ended meanwhile: nothing to count
+			o.mu.Unlock()
+			return errors.New("the connection has ended")
+		}
+		if o.maxPerKey > 0 && o.perKey[p] >= o.maxPerKey {
+			o.mu.Unlock()
+			return fmt.Errorf("too many websockets for this key (at most %d at once)", o.maxPerKey)
+		}
+		o.perKey[p]++
+		s.counted = &p
+		o.mu.Unlock()
+	}
+	s.authenticated(ctx)
+	return nil
 }
 
 // acknowledged notes the connection_ack sent: keep-alives may follow.
@@ -111,6 +167,13 @@ func (s *Sessions) Revoke(scope models.Scope) {
 	for _, ws := range s.matching(func(sc models.Scope) bool { return samePrincipal(sc, scope) }) {
 		ws.close(CloseRevoked, "unauthenticated: the API key was rotated or its owner removed")
 	}
+}
+
+// setMaxPerKey bounds the websockets of one key (0 or less: no bound).
+func (s *Sessions) setMaxPerKey(n int) {
+	s.mu.Lock()
+	s.maxPerKey = max(n, 0)
+	s.mu.Unlock()
 }
 
 func (s *Sessions) setRecheck(f func(context.Context) error) {
@@ -183,18 +246,7 @@ func (s *Sessions) matching(keep func(models.Scope) bool) []*wsSession {
 	return out
 }
 
-func samePrincipal(a, b models.Scope) bool {
-	if a.Role != b.Role {
-		return false
-	}
-	switch a.Role {
-	case models.RoleGenerator:
-		return a.GeneratorID == b.GeneratorID
-	case models.RoleAgent:
-		return a.AgentID == b.AgentID
-	}
-	return true // the admin key is one principal
-}
+func samePrincipal(a, b models.Scope) bool { return principalOf(a) == principalOf(b) }
 
 type sessionKey struct{}
 
@@ -209,10 +261,15 @@ func (s *Sessions) middleware(next http.Handler) http.Handler {
 			return
 		}
 		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-		ws := &wsSession{cancel: cancel}
+		ws := &wsSession{owner: s, cancel: cancel}
 		ws.end = sync.OnceFunc(func() {
 			s.mu.Lock()
 			delete(s.sessions, ws)
+			if p := ws.counted; p != nil {
+				if s.perKey[*p]--; s.perKey[*p] <= 0 {
+					delete(s.perKey, *p)
+				}
+			}
 			s.mu.Unlock()
 			cancel()
 		})

@@ -220,7 +220,7 @@ func (c *wsConn) handle(m *wsMessage) bool {
 
 // initialise answers connection_init: it authenticates the payload and
 // acknowledges, or closes the connection with 4401 (4500 when the key could
-// not be checked).
+// not be checked; 1013 when the key has too many websockets open).
 func (c *wsConn) initialise(payload json.RawMessage) bool {
 	c.mu.Lock()
 	again := c.initing
@@ -253,7 +253,13 @@ func (c *wsConn) initialise(payload json.RawMessage) bool {
 		c.closeWith(code, err.Error())
 		return false
 	}
-	c.ws.authenticated(ctx)
+	if err := c.ws.admit(ctx); err != nil { // the per-key cap
+		if c.legacy {
+			_ = c.writeMessage("connection_error", "", mustJSON(map[string]string{"message": err.Error()}))
+		}
+		c.closeWith(CloseTooManyWebsockets, err.Error())
+		return false
+	}
 	c.mu.Lock()
 	c.opCtx = ctx
 	c.mu.Unlock()

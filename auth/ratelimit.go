@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -12,9 +13,11 @@ import (
 )
 
 // RateLimiter is a token bucket per generator (DESIGN §4): a bucket holds a
-// minute's worth of requests and refills at rate_limit_per_minute (or the
-// server default) per minute. Buckets live in this process: with several
-// replicas each enforces the limit on the traffic it sees.
+// minute's worth of tokens and refills at rate_limit_per_minute (or the
+// server default) per minute. A request spends a token per mutation it
+// runs (at least one): what a request does is weighed, not that it came.
+// Buckets live in this process: with several replicas each enforces the
+// limit on the traffic it sees.
 type RateLimiter struct {
 	// DefaultPerMinute applies to generators without their own limit;
 	// zero or less disables limiting for them.
@@ -34,10 +37,15 @@ func NewRateLimiter(defaultPerMinute int) *RateLimiter {
 	return &RateLimiter{DefaultPerMinute: defaultPerMinute, buckets: map[uuid.UUID]*bucket{}}
 }
 
-// Allow takes one token for the caller. Only generators are limited. When
-// the bucket is empty it returns a RATE_LIMITED error whose RetryAfter says
-// when the next token arrives.
-func (l *RateLimiter) Allow(scope models.Scope) error {
+// Allow takes one token for the caller: Spend(scope, 1).
+func (l *RateLimiter) Allow(scope models.Scope) error { return l.Spend(scope, 1) }
+
+// Spend takes n tokens for one request of the caller, all or none. Only
+// generators are limited. When fewer than n are left it takes none and
+// returns a RATE_LIMITED error whose RetryAfter says when n will be there;
+// a request that needs more than the bucket ever holds is BAD_USER_INPUT
+// (waiting cannot help: it must be split).
+func (l *RateLimiter) Spend(scope models.Scope, n int) error {
 	if l == nil || scope.Role != models.RoleGenerator {
 		return nil
 	}
@@ -48,14 +56,22 @@ func (l *RateLimiter) Allow(scope models.Scope) error {
 	if perMinute <= 0 {
 		return nil
 	}
+	n = max(n, 1)
+	if n > perMinute {
+		return models.Invalid("", "this request runs %d mutations, more than this generator may run in a minute (%d): send them in smaller requests", n, perMinute)
+	}
 	lim := l.limiter(scope.GeneratorID, perMinute)
 	now := time.Now()
-	res := lim.ReserveN(now, 1)
+	res := lim.ReserveN(now, n)
 	if delay := res.DelayFrom(now); delay > 0 {
 		res.CancelAt(now)
+		msg := "rate limit exceeded: retry later"
+		if n > 1 {
+			msg = fmt.Sprintf("rate limit exceeded: this request runs %d mutations, more than are left; none ran: retry later", n)
+		}
 		return &models.Error{
 			Kind:       models.KindRateLimited,
-			Message:    "rate limit exceeded: retry later",
+			Message:    msg,
 			RetryAfter: math.Max(1, math.Ceil(delay.Seconds())),
 		}
 	}

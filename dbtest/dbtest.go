@@ -65,7 +65,7 @@ var setup = sync.OnceValues(func() (*server, error) {
 			return nil, err
 		}
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		c, err := localpg.StartWith(ctx, dir, logger, localpg.Options{NoSync: true})
+		c, err := localpg.StartWith(ctx, dir, logger, localpg.Options{NoSync: true, Detached: true})
 		if err != nil {
 			return nil, err
 		}

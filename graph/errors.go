@@ -37,9 +37,10 @@ func ErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 
 func present(ctx context.Context, logger *slog.Logger, err error) *gqlerror.Error {
 	out := graphql.DefaultErrorPresenter(ctx, err)
+	argument := atField(ctx, out)
 	var de *models.Error
 	if errors.As(err, &de) {
-		return fromDomain(ctx, logger, out, de)
+		return fromDomain(ctx, logger, out, de, argument)
 	}
 	if out.Err == nil && out.Extensions["code"] != nil {
 		// gqlgen's own error (validation, complexity, depth): safe as built.
@@ -62,7 +63,7 @@ func present(ctx context.Context, logger *slog.Logger, err error) *gqlerror.Erro
 	}
 }
 
-func fromDomain(ctx context.Context, logger *slog.Logger, out *gqlerror.Error, de *models.Error) *gqlerror.Error {
+func fromDomain(ctx context.Context, logger *slog.Logger, out *gqlerror.Error, de *models.Error, argument string) *gqlerror.Error {
 	res := &gqlerror.Error{
 		Message:    de.Message,
 		Path:       out.Path,
@@ -73,9 +74,7 @@ func fromDomain(ctx context.Context, logger *slog.Logger, out *gqlerror.Error, d
 	case models.KindInvalid:
 		field := de.Field
 		if field == "" {
-			// An argument or input field that failed to parse: the path ends
-			// at its name (or at an index into it).
-			field = lastName(out.Path)
+			field = argument // an argument or input field that failed to parse
 		}
 		if field != "" {
 			res.Extensions["field"] = field
@@ -125,6 +124,27 @@ func lastName(p ast.Path) string {
 		}
 	}
 	return ""
+}
+
+// atField reports an argument's error at the field the argument belongs to,
+// and returns the argument's (or input field's) name. gqlgen appends the
+// argument and input field names to the path of such an error, but a path
+// names response fields only (GraphQL spec, "Errors"), and the commit rule
+// of mutations (schema.graphqls) depends on it: an error at exactly a
+// mutation's path means that mutation did not run, one deeper is about
+// reading its committed result.
+func atField(ctx context.Context, out *gqlerror.Error) string {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return ""
+	}
+	fp := fc.Path()
+	if len(out.Path) <= len(fp) || out.Path[:len(fp)].String() != fp.String() {
+		return ""
+	}
+	name := lastName(out.Path[len(fp):])
+	out.Path = fp
+	return name
 }
 
 // Recover turns a resolver panic into INTERNAL, logging the value and stack.

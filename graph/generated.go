@@ -341,7 +341,7 @@ type MutationResolver interface {
 	RemoveAgentTarget(ctx context.Context, agentID uuid.UUID, stackID uuid.UUID) (*models.AgentTarget, error)
 	ReportAgentEvent(ctx context.Context, input models.ReportAgentEventInput) (*models.AgentEvent, error)
 	AgentHeartbeat(ctx context.Context) (*models.Agent, error)
-	RotateAdminKey(ctx context.Context) (string, error)
+	RotateAdminKey(ctx context.Context) (*string, error)
 }
 type QueryResolver interface {
 	Viewer(ctx context.Context) (*models.Viewer, error)
@@ -1714,6 +1714,27 @@ var sources = []*ast.Source{
 # seconds), UNAVAILABLE (a transient database fault; retry after
 # extensions.retryAfter seconds; a write so answered may have been committed)
 # or INTERNAL.
+#
+# Mutations: each mutation field of a request is its own transaction, run in
+# order; one that fails does not stop or undo the others, and every result is
+# reported. That is why every mutation's result type is nullable:
+#   - an error whose path is exactly a mutation field (["b"]) means that
+#     mutation did not commit: its result is null;
+#   - an error deeper in the path (["a", "stack", "name"]) is about reading a
+#     committed mutation's result: the mutation took effect;
+#   - a mutation field without an error at its own path committed, and its
+#     result is in data.
+# A request refused as a whole (parse, validation, RATE_LIMITED) answers
+# data: null and runs none of its mutations. A client retrying a request
+# resends only the mutations that did not commit.
+#
+# Rate limits (generators): each mutation field (aliases included, after
+# fragments and @skip/@include) spends one token, any other operation one; a
+# request whose mutations need more tokens than are left is refused whole
+# (RATE_LIMITED, HTTP 429 with Retry-After) before any of them runs.
+#
+# Subscriptions are served over websockets only (graphql-transport-ws or the
+# legacy graphql-ws); one sent by POST or GET is refused at once.
 
 "RFC 3339 timestamp."
 scalar Time
@@ -2062,57 +2083,57 @@ type Query {
 }
 
 type Mutation {
-  createGenerator(input: CreateGeneratorInput!): GeneratorWithKey! @hasRole(roles: [ADMIN])
-  updateGenerator(id: ID!, input: UpdateGeneratorInput!): Generator! @hasRole(roles: [ADMIN])
+  createGenerator(input: CreateGeneratorInput!): GeneratorWithKey @hasRole(roles: [ADMIN])
+  updateGenerator(id: ID!, input: UpdateGeneratorInput!): Generator @hasRole(roles: [ADMIN])
   "Replaces the generator's key; the old one stops working at once."
-  rotateGeneratorKey(id: ID!): GeneratorWithKey! @hasRole(roles: [ADMIN, GENERATOR])
+  rotateGeneratorKey(id: ID!): GeneratorWithKey @hasRole(roles: [ADMIN, GENERATOR])
   "Soft delete (cascading to its stacks); hard: true removes everything, admins only. Either way the generator's key is revoked for good."
-  deleteGenerator(id: ID!, hard: Boolean = false): Generator! @hasRole(roles: [ADMIN])
+  deleteGenerator(id: ID!, hard: Boolean = false): Generator @hasRole(roles: [ADMIN])
   "Undoes a soft delete, but not the key's revocation: give the generator a new key with rotateGeneratorKey."
-  restoreGenerator(id: ID!): Generator! @hasRole(roles: [ADMIN])
+  restoreGenerator(id: ID!): Generator @hasRole(roles: [ADMIN])
 
-  createStack(input: CreateStackInput!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
-  updateStack(id: ID!, input: UpdateStackInput!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
+  createStack(input: CreateStackInput!): Stack @hasRole(roles: [ADMIN, GENERATOR])
+  updateStack(id: ID!, input: UpdateStackInput!): Stack @hasRole(roles: [ADMIN, GENERATOR])
   "Soft delete publishes a deletion marker; hard: true is for admins."
-  deleteStack(id: ID!, hard: Boolean = false): Stack! @hasRole(roles: [ADMIN, GENERATOR])
+  deleteStack(id: ID!, hard: Boolean = false): Stack @hasRole(roles: [ADMIN, GENERATOR])
   "Undoes a soft delete (and its cascade), re-publishing the latest object; admins only, as deleted stacks are visible only to them."
-  restoreStack(id: ID!): Stack! @hasRole(roles: [ADMIN])
-  addStackLabel(stackId: ID!, label: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
-  removeStackLabel(stackId: ID!, label: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
-  setStackAnnotation(stackId: ID!, key: String!, value: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
-  removeStackAnnotation(stackId: ID!, key: String!): Stack! @hasRole(roles: [ADMIN, GENERATOR])
+  restoreStack(id: ID!): Stack @hasRole(roles: [ADMIN])
+  addStackLabel(stackId: ID!, label: String!): Stack @hasRole(roles: [ADMIN, GENERATOR])
+  removeStackLabel(stackId: ID!, label: String!): Stack @hasRole(roles: [ADMIN, GENERATOR])
+  setStackAnnotation(stackId: ID!, key: String!, value: String!): Stack @hasRole(roles: [ADMIN, GENERATOR])
+  removeStackAnnotation(stackId: ID!, key: String!): Stack @hasRole(roles: [ADMIN, GENERATOR])
 
   "Validates the YAML and computes its checksum."
-  createDeploymentObject(input: CreateDeploymentObjectInput!): DeploymentObject! @hasRole(roles: [ADMIN, GENERATOR])
+  createDeploymentObject(input: CreateDeploymentObjectInput!): DeploymentObject @hasRole(roles: [ADMIN, GENERATOR])
   "Re-submits an older object's content as a new deployment object."
-  rollbackStack(stackId: ID!, toDeploymentObjectId: ID!): DeploymentObject! @hasRole(roles: [ADMIN, GENERATOR])
+  rollbackStack(stackId: ID!, toDeploymentObjectId: ID!): DeploymentObject @hasRole(roles: [ADMIN, GENERATOR])
   "Soft delete."
-  deleteDeploymentObject(id: ID!): DeploymentObject! @hasRole(roles: [ADMIN, GENERATOR])
+  deleteDeploymentObject(id: ID!): DeploymentObject @hasRole(roles: [ADMIN, GENERATOR])
 
-  createAgent(input: CreateAgentInput!): AgentWithKey! @hasRole(roles: [ADMIN])
-  updateAgent(id: ID!, input: UpdateAgentInput!): Agent! @hasRole(roles: [ADMIN])
+  createAgent(input: CreateAgentInput!): AgentWithKey @hasRole(roles: [ADMIN])
+  updateAgent(id: ID!, input: UpdateAgentInput!): Agent @hasRole(roles: [ADMIN])
   "Replaces the agent's key; the old one stops working at once."
-  rotateAgentKey(id: ID!): AgentWithKey! @hasRole(roles: [ADMIN, AGENT])
+  rotateAgentKey(id: ID!): AgentWithKey @hasRole(roles: [ADMIN, AGENT])
   "Soft delete (with its events); hard: true removes everything. Either way the agent's key is revoked for good."
-  deleteAgent(id: ID!, hard: Boolean = false): Agent! @hasRole(roles: [ADMIN])
+  deleteAgent(id: ID!, hard: Boolean = false): Agent @hasRole(roles: [ADMIN])
   "Undoes a soft delete, but not the key's revocation: give the agent a new key with rotateAgentKey."
-  restoreAgent(id: ID!): Agent! @hasRole(roles: [ADMIN])
-  addAgentLabel(agentId: ID!, label: String!): Agent! @hasRole(roles: [ADMIN])
-  removeAgentLabel(agentId: ID!, label: String!): Agent! @hasRole(roles: [ADMIN])
-  setAgentAnnotation(agentId: ID!, key: String!, value: String!): Agent! @hasRole(roles: [ADMIN])
-  removeAgentAnnotation(agentId: ID!, key: String!): Agent! @hasRole(roles: [ADMIN])
+  restoreAgent(id: ID!): Agent @hasRole(roles: [ADMIN])
+  addAgentLabel(agentId: ID!, label: String!): Agent @hasRole(roles: [ADMIN])
+  removeAgentLabel(agentId: ID!, label: String!): Agent @hasRole(roles: [ADMIN])
+  setAgentAnnotation(agentId: ID!, key: String!, value: String!): Agent @hasRole(roles: [ADMIN])
+  removeAgentAnnotation(agentId: ID!, key: String!): Agent @hasRole(roles: [ADMIN])
 
   "A generator may target its own stacks at any agent."
-  addAgentTarget(agentId: ID!, stackId: ID!): AgentTarget! @hasRole(roles: [ADMIN, GENERATOR])
-  removeAgentTarget(agentId: ID!, stackId: ID!): AgentTarget! @hasRole(roles: [ADMIN, GENERATOR])
+  addAgentTarget(agentId: ID!, stackId: ID!): AgentTarget @hasRole(roles: [ADMIN, GENERATOR])
+  removeAgentTarget(agentId: ID!, stackId: ID!): AgentTarget @hasRole(roles: [ADMIN, GENERATOR])
 
   "An agent reports only as itself, and only for objects it may see."
-  reportAgentEvent(input: ReportAgentEventInput!): AgentEvent! @hasRole(roles: [AGENT])
+  reportAgentEvent(input: ReportAgentEventInput!): AgentEvent @hasRole(roles: [AGENT])
   "Records the calling agent's heartbeat."
-  agentHeartbeat: Agent! @hasRole(roles: [AGENT])
+  agentHeartbeat: Agent @hasRole(roles: [AGENT])
 
   "Replaces the admin key and returns the new one; the old one stops working at once."
-  rotateAdminKey: String! @hasRole(roles: [ADMIN])
+  rotateAdminKey: String @hasRole(roles: [ADMIN])
 }
 
 type Subscription {
@@ -6222,10 +6243,10 @@ func (ec *executionContext) _Mutation_createGenerator(ctx context.Context, field
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.GeneratorWithKey) graphql.Marshaler {
-			return ec.marshalNGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx, selections, v)
+			return ec.marshalOGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createGenerator(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6284,10 +6305,10 @@ func (ec *executionContext) _Mutation_updateGenerator(ctx context.Context, field
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Generator) graphql.Marshaler {
-			return ec.marshalNGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
+			return ec.marshalOGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateGenerator(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6346,10 +6367,10 @@ func (ec *executionContext) _Mutation_rotateGeneratorKey(ctx context.Context, fi
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.GeneratorWithKey) graphql.Marshaler {
-			return ec.marshalNGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx, selections, v)
+			return ec.marshalOGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_rotateGeneratorKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6408,10 +6429,10 @@ func (ec *executionContext) _Mutation_deleteGenerator(ctx context.Context, field
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Generator) graphql.Marshaler {
-			return ec.marshalNGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
+			return ec.marshalOGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteGenerator(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6470,10 +6491,10 @@ func (ec *executionContext) _Mutation_restoreGenerator(ctx context.Context, fiel
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Generator) graphql.Marshaler {
-			return ec.marshalNGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
+			return ec.marshalOGenerator2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGenerator(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_restoreGenerator(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6532,10 +6553,10 @@ func (ec *executionContext) _Mutation_createStack(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createStack(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6594,10 +6615,10 @@ func (ec *executionContext) _Mutation_updateStack(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateStack(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6656,10 +6677,10 @@ func (ec *executionContext) _Mutation_deleteStack(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteStack(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6718,10 +6739,10 @@ func (ec *executionContext) _Mutation_restoreStack(ctx context.Context, field gr
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_restoreStack(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6780,10 +6801,10 @@ func (ec *executionContext) _Mutation_addStackLabel(ctx context.Context, field g
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_addStackLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6842,10 +6863,10 @@ func (ec *executionContext) _Mutation_removeStackLabel(ctx context.Context, fiel
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_removeStackLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6904,10 +6925,10 @@ func (ec *executionContext) _Mutation_setStackAnnotation(ctx context.Context, fi
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setStackAnnotation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6966,10 +6987,10 @@ func (ec *executionContext) _Mutation_removeStackAnnotation(ctx context.Context,
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Stack) graphql.Marshaler {
-			return ec.marshalNStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
+			return ec.marshalOStack2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐStack(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_removeStackAnnotation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7028,10 +7049,10 @@ func (ec *executionContext) _Mutation_createDeploymentObject(ctx context.Context
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.DeploymentObject) graphql.Marshaler {
-			return ec.marshalNDeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
+			return ec.marshalODeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createDeploymentObject(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7090,10 +7111,10 @@ func (ec *executionContext) _Mutation_rollbackStack(ctx context.Context, field g
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.DeploymentObject) graphql.Marshaler {
-			return ec.marshalNDeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
+			return ec.marshalODeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_rollbackStack(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7152,10 +7173,10 @@ func (ec *executionContext) _Mutation_deleteDeploymentObject(ctx context.Context
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.DeploymentObject) graphql.Marshaler {
-			return ec.marshalNDeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
+			return ec.marshalODeploymentObject2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐDeploymentObject(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteDeploymentObject(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7214,10 +7235,10 @@ func (ec *executionContext) _Mutation_createAgent(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.AgentWithKey) graphql.Marshaler {
-			return ec.marshalNAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx, selections, v)
+			return ec.marshalOAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7276,10 +7297,10 @@ func (ec *executionContext) _Mutation_updateAgent(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7338,10 +7359,10 @@ func (ec *executionContext) _Mutation_rotateAgentKey(ctx context.Context, field 
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.AgentWithKey) graphql.Marshaler {
-			return ec.marshalNAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx, selections, v)
+			return ec.marshalOAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_rotateAgentKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7400,10 +7421,10 @@ func (ec *executionContext) _Mutation_deleteAgent(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7462,10 +7483,10 @@ func (ec *executionContext) _Mutation_restoreAgent(ctx context.Context, field gr
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_restoreAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7524,10 +7545,10 @@ func (ec *executionContext) _Mutation_addAgentLabel(ctx context.Context, field g
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_addAgentLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7586,10 +7607,10 @@ func (ec *executionContext) _Mutation_removeAgentLabel(ctx context.Context, fiel
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_removeAgentLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7648,10 +7669,10 @@ func (ec *executionContext) _Mutation_setAgentAnnotation(ctx context.Context, fi
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setAgentAnnotation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7710,10 +7731,10 @@ func (ec *executionContext) _Mutation_removeAgentAnnotation(ctx context.Context,
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_removeAgentAnnotation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7772,10 +7793,10 @@ func (ec *executionContext) _Mutation_addAgentTarget(ctx context.Context, field 
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.AgentTarget) graphql.Marshaler {
-			return ec.marshalNAgentTarget2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentTarget(ctx, selections, v)
+			return ec.marshalOAgentTarget2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentTarget(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_addAgentTarget(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7834,10 +7855,10 @@ func (ec *executionContext) _Mutation_removeAgentTarget(ctx context.Context, fie
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.AgentTarget) graphql.Marshaler {
-			return ec.marshalNAgentTarget2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentTarget(ctx, selections, v)
+			return ec.marshalOAgentTarget2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentTarget(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_removeAgentTarget(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7896,10 +7917,10 @@ func (ec *executionContext) _Mutation_reportAgentEvent(ctx context.Context, fiel
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.AgentEvent) graphql.Marshaler {
-			return ec.marshalNAgentEvent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentEvent(ctx, selections, v)
+			return ec.marshalOAgentEvent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentEvent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_reportAgentEvent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7957,10 +7978,10 @@ func (ec *executionContext) _Mutation_agentHeartbeat(ctx context.Context, field 
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Agent) graphql.Marshaler {
-			return ec.marshalNAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgent(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_agentHeartbeat(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -7993,11 +8014,11 @@ func (ec *executionContext) _Mutation_rotateAdminKey(ctx context.Context, field 
 			directive1 := func(ctx context.Context) (any, error) {
 				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐRoleᚄ(ctx, []any{"ADMIN"})
 				if err != nil {
-					var zeroVal string
+					var zeroVal *string
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal string
+					var zeroVal *string
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, roles)
@@ -8006,11 +8027,11 @@ func (ec *executionContext) _Mutation_rotateAdminKey(ctx context.Context, field 
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_rotateAdminKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12363,210 +12384,210 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createGenerator(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateGenerator":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateGenerator(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "rotateGeneratorKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rotateGeneratorKey(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteGenerator":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteGenerator(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "restoreGenerator":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_restoreGenerator(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createStack":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createStack(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateStack":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateStack(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteStack":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteStack(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "restoreStack":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_restoreStack(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "addStackLabel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_addStackLabel(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "removeStackLabel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeStackLabel(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setStackAnnotation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setStackAnnotation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "removeStackAnnotation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeStackAnnotation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createDeploymentObject":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createDeploymentObject(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "rollbackStack":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rollbackStack(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteDeploymentObject":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteDeploymentObject(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createAgent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createAgent(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateAgent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateAgent(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "rotateAgentKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rotateAgentKey(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteAgent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteAgent(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "restoreAgent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_restoreAgent(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "addAgentLabel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_addAgentLabel(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "removeAgentLabel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeAgentLabel(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setAgentAnnotation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setAgentAnnotation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "removeAgentAnnotation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeAgentAnnotation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "addAgentTarget":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_addAgentTarget(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "removeAgentTarget":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeAgentTarget(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "reportAgentEvent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_reportAgentEvent(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "agentHeartbeat":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_agentHeartbeat(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "rotateAdminKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rotateAdminKey(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -13542,14 +13563,6 @@ func (ec *executionContext) marshalNAgentTargetEdge2ᚖgithubᚗcomᚋbrokkrᚋb
 	return ec._AgentTargetEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx context.Context, sel ast.SelectionSet, v *models.AgentWithKey) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "AgentWithKey!")
-		return graphql.Null
-	}
-	return ec._AgentWithKey(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNAnnotation2ᚕᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAnnotationᚄ(ctx context.Context, sel ast.SelectionSet, v []*models.Annotation) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -13723,14 +13736,6 @@ func (ec *executionContext) marshalNGeneratorEdge2ᚖgithubᚗcomᚋbrokkrᚋbro
 		return graphql.Null
 	}
 	return ec._GeneratorEdge(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx context.Context, sel ast.SelectionSet, v *models.GeneratorWithKey) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "GeneratorWithKey!")
-		return graphql.Null
-	}
-	return ec._GeneratorWithKey(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx context.Context, v any) (uuid.UUID, error) {
@@ -14133,6 +14138,13 @@ func (ec *executionContext) marshalOAgent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmo
 	return ec._Agent(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOAgentEvent2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentEvent(ctx context.Context, sel ast.SelectionSet, v *models.AgentEvent) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AgentEvent(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOAgentEventFilter2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentEventFilter(ctx context.Context, v any) (*models.AgentEventFilter, error) {
 	if v == nil {
 		return nil, nil
@@ -14166,6 +14178,20 @@ func (ec *executionContext) marshalOAgentStatus2ᚖgithubᚗcomᚋbrokkrᚋbrokk
 	_ = ctx
 	res := scalar.MarshalString(string(*v))
 	return res
+}
+
+func (ec *executionContext) marshalOAgentTarget2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentTarget(ctx context.Context, sel ast.SelectionSet, v *models.AgentTarget) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AgentTarget(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAgentWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAgentWithKey(ctx context.Context, sel ast.SelectionSet, v *models.AgentWithKey) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AgentWithKey(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOAnnotationInput2ᚕᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐAnnotationInputᚄ(ctx context.Context, v any) ([]*models.AnnotationInput, error) {
@@ -14243,6 +14269,13 @@ func (ec *executionContext) unmarshalOGeneratorFilter2ᚖgithubᚗcomᚋbrokkr�
 	}
 	res, err := ec.unmarshalInputGeneratorFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOGeneratorWithKey2ᚖgithubᚗcomᚋbrokkrᚋbrokkrᚋmodelsᚐGeneratorWithKey(ctx context.Context, sel ast.SelectionSet, v *models.GeneratorWithKey) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._GeneratorWithKey(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚖgithubᚗcomᚋgoogleᚋuuidᚐUUID(ctx context.Context, v any) (*uuid.UUID, error) {

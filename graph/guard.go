@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/brokkr/brokkr/auth"
@@ -33,8 +34,9 @@ func HasRole(ctx context.Context, _ any, next graphql.Resolver, roles []models.R
 // Guard is the per-operation gate: every root field but introspection needs
 // an authenticated caller (UNAUTHENTICATED otherwise); an operation sent over
 // a websocket re-checks the connection's key; each operation of a
-// generator takes a token from its rate limiter (RATE_LIMITED with
-// retryAfter when empty) and refreshes its last_active_at.
+// generator spends tokens from its rate limiter, one per mutation field it
+// runs (Cost), and is refused whole, before any of it runs, when they are not
+// there (RATE_LIMITED with retryAfter); and it refreshes last_active_at.
 type Guard struct {
 	Auth      *auth.Authenticator // rechecks websocket keys per operation
 	Limiter   *auth.RateLimiter
@@ -61,7 +63,7 @@ func (g Guard) InterceptOperation(ctx context.Context, next graphql.OperationHan
 			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{g.Presenter(ctx, err)}})
 		}
 	}
-	if err := g.Limiter.Allow(scope); err != nil {
+	if err := g.Limiter.Spend(scope, Cost(graphql.GetOperationContext(ctx))); err != nil {
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{g.Presenter(ctx, err)}})
 	}
 	g.Activity.Touch(ctx, scope)
@@ -77,4 +79,22 @@ func (g Guard) InterceptRootField(ctx context.Context, next graphql.RootResolver
 	}
 	graphql.AddError(ctx, auth.Failure(ctx))
 	return graphql.Null
+}
+
+// Cost is the number of rate-limit tokens an operation spends: one per
+// mutation field it will run (aliases count, fragments and @skip/@include
+// are resolved exactly as the executor resolves them, since both collect the
+// fields with graphql.CollectFields), and one for any other operation or a
+// mutation that runs none.
+func Cost(oc *graphql.OperationContext) int {
+	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Mutation {
+		return 1
+	}
+	n := 0
+	for _, f := range graphql.CollectFields(oc, oc.Operation.SelectionSet, []string{"Mutation"}) {
+		if !strings.HasPrefix(f.Name, "__") {
+			n++
+		}
+	}
+	return max(n, 1)
 }

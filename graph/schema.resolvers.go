@@ -359,11 +359,15 @@ func (r *mutationResolver) AgentHeartbeat(ctx context.Context) (*models.Agent, e
 	return models.AgentHeartbeat(ctx, r.DB, scope)
 }
 
-func (r *mutationResolver) RotateAdminKey(ctx context.Context) (string, error) {
+func (r *mutationResolver) RotateAdminKey(ctx context.Context) (*string, error) {
 	if _, err := scopeOf(ctx); err != nil {
-		return "", err
+		return nil, err
 	}
-	return models.RotateAdminKey(ctx, r.DB)
+	key, err := models.RotateAdminKey(ctx, r.DB)
+	if err != nil {
+		return nil, err
+	}
+	return &key, nil
 }
 
 func (r *queryResolver) Viewer(ctx context.Context) (*models.Viewer, error) {

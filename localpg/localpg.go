@@ -6,6 +6,7 @@
 // A cluster lives in one directory:
 //
 //	dir/lock          flock guarding initialisation, start and stop
+//	dir/users         flock held shared by every process using the server
 //	dir/port          the TCP port, chosen once at initialisation
 //	dir/postgres.log  the server log
 //	dir/pgdata/       the data directory (initdb), with brokkr.conf included
@@ -23,9 +24,20 @@
 // o+x added (search permission only, never read).
 //
 // Several processes may call [Start] on the same directory at once (parallel
-// test binaries, a running broker): the first one initialises and starts the
-// server, the others find it running and just connect. [Cluster.Stop] stops the
-// server only if this Cluster started it; [Shutdown] stops it regardless.
+// test binaries, brokers sharing a data directory): the first one initialises
+// and starts the server, the others find it running and just connect. Each
+// holds a shared flock on dir/users while it uses the server; the kernel drops
+// it when the process ends, however it ends. [Cluster.Stop] stops the server
+// when no other process uses it (it is the last user), so a broker never stops
+// the server under another live one, and the last one out stops it.
+//
+// A [Start] that finds the server running with no live user (its broker was
+// killed or crashed: kill -9, or the terminal closed under an older brokkr)
+// takes it over, says so in the log, and its Stop stops it.
+//
+// Detached clusters (Options.Detached: the test cluster) are meant to outlive
+// the process that starts them: their Stop never stops the server, and they
+// never take one over; [Shutdown] stops a server whoever uses it.
 package localpg
 
 import (
@@ -59,6 +71,10 @@ type Options struct {
 	// synchronous_commit and full_page_writes off. Only for throwaway
 	// clusters (tests). It takes effect when the cluster is created.
 	NoSync bool
+	// Detached leaves the server running after this process, for whoever
+	// comes next (the test cluster, which `testpg stop` ends): Stop never
+	// stops it, and a running server is shared, never taken over.
+	Detached bool
 }
 
 // Cluster is a running local PostgreSQL server.
@@ -68,7 +84,10 @@ type Cluster struct {
 	bin     string
 	run     *runAs
 	logger  *slog.Logger
-	started bool // this Cluster started the server, so Stop stops it
+	started bool // this Cluster started the server (rather than finding it running)
+
+	detached bool
+	users    *os.File // holds a shared flock on dir/users while this Cluster uses the server
 }
 
 // Start is StartWith with default Options.
@@ -95,8 +114,9 @@ func StartWith(ctx context.Context, dir string, logger *slog.Logger, opts Option
 	}
 	defer unlock()
 
-	c := &Cluster{dir: dir, logger: logger}
+	c := &Cluster{dir: dir, logger: logger, detached: opts.Detached}
 	if err := c.start(ctx, opts); err != nil {
+		c.leave()
 		return nil, fmt.Errorf("localpg.Start %s: %w", dir, err)
 	}
 	return c, nil
@@ -128,8 +148,17 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	if c.port, err = readPort(c.dir); err != nil {
 		return err
 	}
+	alone, err := c.join()
+	if err != nil {
+		return err
+	}
 	if pid, ok := runningPID(c.pgdata()); ok {
-		c.logger.Debug("localpg: reusing running server", "dir", c.dir, "pid", pid, "port", c.port)
+		if alone && !c.detached {
+			c.logger.Warn("localpg: PostgreSQL was left running by a process that is gone (killed or crashed); taking it over: it will be stopped on exit",
+				"dir", c.dir, "pid", pid, "port", c.port)
+		} else {
+			c.logger.Debug("localpg: reusing running server", "dir", c.dir, "pid", pid, "port", c.port, "other users", !alone)
+		}
 		return c.ping(ctx)
 	}
 
@@ -236,11 +265,12 @@ func (c *Cluster) EnsureDatabase(ctx context.Context, name string) error {
 	return nil
 }
 
-// Stop stops the server if this Cluster started it (fast shutdown: open
-// sessions are disconnected). A server that Start found already running is
-// left running for whoever started it.
+// Stop ends this Cluster's use of the server and stops the server (fast
+// shutdown: open sessions are disconnected) if no other process uses it,
+// whoever started it. A detached Cluster never stops it. Stop is
+// idempotent.
 func (c *Cluster) Stop() error {
-	if !c.started {
+	if c.users == nil {
 		return nil
 	}
 	ctx := context.Background()
@@ -249,11 +279,51 @@ func (c *Cluster) Stop() error {
 		return fmt.Errorf("localpg.Stop: %w", err)
 	}
 	defer unlock()
+	last := c.leave()
+	if c.detached {
+		return nil
+	}
+	if !last {
+		c.logger.Info("localpg: leaving PostgreSQL running: another process still uses it", "dir", c.dir)
+		return nil
+	}
 	if err := c.stop(ctx); err != nil {
 		return fmt.Errorf("localpg.Stop: %w", err)
 	}
-	c.started = false
 	return nil
+}
+
+// join registers this Cluster as a user of the server (a shared flock on
+// dir/users, which the kernel releases when the process ends, however it
+// ends) and reports whether it is the only one. Callers hold dir/lock, so
+// no other process joins or leaves meanwhile.
+func (c *Cluster) join() (alone bool, err error) {
+	f, err := os.OpenFile(filepath.Join(c.dir, "users"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return false, err
+	}
+	alone = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
+	// Downgrade (or take) the shared lock; others hold shared locks only.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return false, fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	c.users = f
+	return alone, nil
+}
+
+// leave ends this Cluster's use of the server and reports whether it was
+// the last user. Callers hold dir/lock (or failed to start).
+func (c *Cluster) leave() (last bool) {
+	if c.users == nil {
+		return false
+	}
+	// Upgrading to exclusive succeeds only when no other process holds the
+	// file shared; a failed upgrade may drop our lock, which we give up anyway.
+	last = syscall.Flock(int(c.users.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
+	_ = c.users.Close()
+	c.users = nil
+	return last
 }
 
 func (c *Cluster) stop(ctx context.Context) error {

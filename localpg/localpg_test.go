@@ -1,10 +1,13 @@
 package localpg
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -102,4 +105,81 @@ func TestFindBinariesEnv(t *testing.T) {
 	if _, err := FindBinaries(""); err == nil {
 		t.Fatal("FindBinaries with an empty BROKKR_PG_BIN directory: want an error")
 	}
+}
+
+// A server is stopped by the last process using it, whoever started it; a
+// server left running by a process that died (its flock on dir/users gone
+// with it) is taken over, with a warning, and stopped on exit; a detached
+// Cluster leaves it running.
+func TestLastUserStopsAndTakeOver(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "cluster")
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	t.Cleanup(func() { _ = Shutdown(context.Background(), dir, nil) })
+	start := func(opts Options) *Cluster {
+		t.Helper()
+		c, err := StartWith(ctx, dir, logger, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	running := func() bool { _, ok := runningPID(filepath.Join(dir, "pgdata")); return ok }
+	stop := func(c *Cluster, wantRunning bool, who string) {
+		t.Helper()
+		if err := c.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if running() != wantRunning {
+			t.Fatalf("after %s's Stop: running %v, want %v", who, running(), wantRunning)
+		}
+	}
+
+	// The starter leaves first: the server stays for the other user, who
+	// stops it as the last one.
+	a := start(Options{NoSync: true})
+	b := start(Options{NoSync: true})
+	if !a.Started() || b.Started() {
+		t.Fatalf("started: %v %v, want the first only", a.Started(), b.Started())
+	}
+	stop(a, true, "the starter, with another user")
+	stop(b, false, "the last user")
+
+	// A user that dies without stopping (here: its lock released without
+	// Stop, as the kernel releases a killed process's) leaves the server
+	// running; the next Start takes it over, says so, and stops it.
+	c := start(Options{NoSync: true})
+	_ = c.users.Close()
+	c.users = nil
+	if !running() {
+		t.Fatal("server stopped with its user's death")
+	}
+	d := start(Options{NoSync: true})
+	mu.Lock()
+	said := strings.Contains(logs.String(), "taking it over")
+	mu.Unlock()
+	if d.Started() || !said {
+		t.Fatalf("take-over: started %v, logged %v:\n%s", d.Started(), said, logs.String())
+	}
+	stop(d, false, "the taker-over")
+
+	// Detached: left running for whoever comes next.
+	e := start(Options{NoSync: true, Detached: true})
+	stop(e, true, "a detached Cluster")
+	if err := Shutdown(ctx, dir, nil); err != nil || running() {
+		t.Fatalf("Shutdown: %v, running %v", err, running())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

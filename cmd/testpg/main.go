@@ -45,7 +45,7 @@ func main() {
 
 	switch args[0] {
 	case "start":
-		c, err := localpg.StartWith(ctx, dir, logger, localpg.Options{NoSync: !*durable})
+		c, err := localpg.StartWith(ctx, dir, logger, localpg.Options{NoSync: !*durable, Detached: true})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "testpg:", err)
 			os.Exit(1)
