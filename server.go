@@ -47,6 +47,9 @@ type config struct {
 	AllowedOrigins  []string
 	RateLimit       int
 	MaxBodyBytes    int64
+	MaxTokens       int
+	MaxFields       int
+	MaxAliases      int
 	MaxDepth        int
 	MaxComplexity   int
 	ShutdownTimeout time.Duration
@@ -86,6 +89,9 @@ func loadConfig() (config, error) {
 		dst *int
 	}{
 		{"BROKKR_RATE_LIMIT_PER_MINUTE", &c.RateLimit},
+		{"BROKKR_MAX_TOKENS", &c.MaxTokens},
+		{"BROKKR_MAX_FIELDS", &c.MaxFields},
+		{"BROKKR_MAX_ALIASES", &c.MaxAliases},
 		{"BROKKR_MAX_DEPTH", &c.MaxDepth},
 		{"BROKKR_MAX_COMPLEXITY", &c.MaxComplexity},
 	}
@@ -304,6 +310,9 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 			Logger:                    logger,
 			AllowedOrigins:            cfg.AllowedOrigins,
 			MaxBodyBytes:              cfg.MaxBodyBytes,
+			MaxTokens:                 cfg.MaxTokens,
+			MaxFields:                 cfg.MaxFields,
+			MaxAliases:                cfg.MaxAliases,
 			MaxDepth:                  cfg.MaxDepth,
 			MaxComplexity:             cfg.MaxComplexity,
 			DefaultRateLimitPerMinute: cfg.RateLimit,

@@ -32,8 +32,11 @@ import (
 // Defaults for the zero values of Config.
 const (
 	DefaultMaxBodyBytes              = 1 << 20 // 1 MiB
+	DefaultMaxTokens                 = 10_000
+	DefaultMaxFields                 = 1_000
+	DefaultMaxAliases                = 200
 	DefaultMaxDepth                  = 15
-	DefaultMaxComplexity             = 250_000 // ≈ rows a query may ask for (see graph.Complexity)
+	DefaultMaxComplexity             = 10_000 // fields of an operation, its fragments expanded
 	DefaultRateLimitPerMinute        = 600
 	DefaultKeepAlive                 = 15 * time.Second
 	DefaultWebsocketInitTimeout      = 10 * time.Second
@@ -56,7 +59,11 @@ type Config struct {
 	// (agents, CLIs) are always allowed.
 	AllowedOrigins []string
 
-	MaxBodyBytes              int64
+	MaxBodyBytes int64
+	// Document limits (graph.Limits), checked before validation.
+	MaxTokens                 int
+	MaxFields                 int
+	MaxAliases                int
 	MaxDepth                  int
 	MaxComplexity             int
 	DefaultRateLimitPerMinute int
@@ -81,11 +88,16 @@ func (c *Config) defaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if c.MaxDepth == 0 {
-		c.MaxDepth = DefaultMaxDepth
-	}
-	if c.MaxComplexity == 0 {
-		c.MaxComplexity = DefaultMaxComplexity
+	for _, l := range []struct {
+		v   *int
+		def int
+	}{
+		{&c.MaxTokens, DefaultMaxTokens}, {&c.MaxFields, DefaultMaxFields}, {&c.MaxAliases, DefaultMaxAliases},
+		{&c.MaxDepth, DefaultMaxDepth}, {&c.MaxComplexity, DefaultMaxComplexity},
+	} {
+		if *l.v == 0 {
+			*l.v = l.def
+		}
 	}
 	if c.DefaultRateLimitPerMinute == 0 {
 		c.DefaultRateLimitPerMinute = DefaultRateLimitPerMinute
@@ -119,7 +131,6 @@ func New(cfg Config) (http.Handler, error) {
 	es := graph.NewExecutableSchema(graph.Config{
 		Resolvers:  &graph.Resolver{DB: cfg.DB, Feed: cfg.Feed, Logger: logger},
 		Directives: graph.DirectiveRoot{HasRole: graph.HasRole},
-		Complexity: graph.Complexity(),
 	})
 	srv := handler.New(es)
 	// Keep-alives come from one goroutine for all connections (keepalive.go),
@@ -138,18 +149,19 @@ func New(cfg Config) (http.Handler, error) {
 	srv.AddTransport(getTransport{})  // as gqlgen's transport.GET (httptransport.go)
 	srv.AddTransport(postTransport{}) // as gqlgen's transport.POST
 	srv.AddTransport(unsupported{})   // last: anything else gets a coded error
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	cache := lru.New[*ast.QueryDocument](queryCacheSize)
+	srv.SetQueryCache(cache)
 	srv.SetErrorPresenter(presenter)
 	srv.SetRecoverFunc(graph.Recover(logger))
 
+	// The document limits run before gqlgen parses and validates (see
+	// graph.Limits); the parser's own token limit only backs them up.
+	srv.Use(graph.Limits{MaxTokens: cfg.MaxTokens, MaxFields: cfg.MaxFields, MaxAliases: cfg.MaxAliases,
+		MaxDepth: cfg.MaxDepth, MaxComplexity: cfg.MaxComplexity, Cache: cache})
+	if cfg.MaxTokens > 0 {
+		srv.SetParserTokenLimit(cfg.MaxTokens)
+	}
 	srv.Use(extension.Introspection{})
-	// Depth first: a deep query is refused for its shape before its size is weighed.
-	if cfg.MaxDepth > 0 {
-		srv.Use(graph.DepthLimit{Max: cfg.MaxDepth})
-	}
-	if cfg.MaxComplexity > 0 {
-		srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
-	}
 	srv.Use(graph.Guard{
 		Auth:      authn,
 		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
