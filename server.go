@@ -52,6 +52,7 @@ type config struct {
 	MaxAliases      int
 	MaxDepth        int
 	MaxComplexity   int
+	RowBudget       int
 	ShutdownTimeout time.Duration
 	// GCPercent is the collector's target heap growth that serve sets;
 	// 0 leaves it to the runtime (GOGC set in the environment).
@@ -94,6 +95,7 @@ func loadConfig() (config, error) {
 		{"BROKKR_MAX_ALIASES", &c.MaxAliases},
 		{"BROKKR_MAX_DEPTH", &c.MaxDepth},
 		{"BROKKR_MAX_COMPLEXITY", &c.MaxComplexity},
+		{"BROKKR_ROW_BUDGET", &c.RowBudget},
 	}
 	for _, i := range ints {
 		if v := os.Getenv(i.env); v != "" {
@@ -315,6 +317,7 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 			MaxAliases:                cfg.MaxAliases,
 			MaxDepth:                  cfg.MaxDepth,
 			MaxComplexity:             cfg.MaxComplexity,
+			RowBudget:                 cfg.RowBudget,
 			DefaultRateLimitPerMinute: cfg.RateLimit,
 			Sessions:                  sessions,
 		})

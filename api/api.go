@@ -37,6 +37,7 @@ const (
 	DefaultMaxAliases                = 200
 	DefaultMaxDepth                  = 15
 	DefaultMaxComplexity             = 10_000 // fields of an operation, its fragments expanded
+	DefaultRowBudget                 = 50_000 // rows one answer may hold (models.RowBudget)
 	DefaultRateLimitPerMinute        = 600
 	DefaultKeepAlive                 = 15 * time.Second
 	DefaultWebsocketInitTimeout      = 10 * time.Second
@@ -61,11 +62,13 @@ type Config struct {
 
 	MaxBodyBytes int64
 	// Document limits (graph.Limits), checked before validation.
-	MaxTokens                 int
-	MaxFields                 int
-	MaxAliases                int
-	MaxDepth                  int
-	MaxComplexity             int
+	MaxTokens     int
+	MaxFields     int
+	MaxAliases    int
+	MaxDepth      int
+	MaxComplexity int
+	// RowBudget is the number of rows one answer may hold (models.RowBudget).
+	RowBudget                 int
 	DefaultRateLimitPerMinute int
 	KeepAlive                 time.Duration
 	// WebsocketInitTimeout: a websocket that sends no connection_init within
@@ -93,7 +96,7 @@ func (c *Config) defaults() {
 		def int
 	}{
 		{&c.MaxTokens, DefaultMaxTokens}, {&c.MaxFields, DefaultMaxFields}, {&c.MaxAliases, DefaultMaxAliases},
-		{&c.MaxDepth, DefaultMaxDepth}, {&c.MaxComplexity, DefaultMaxComplexity},
+		{&c.MaxDepth, DefaultMaxDepth}, {&c.MaxComplexity, DefaultMaxComplexity}, {&c.RowBudget, DefaultRowBudget},
 	} {
 		if *l.v == 0 {
 			*l.v = l.def
@@ -168,7 +171,7 @@ func New(cfg Config) (http.Handler, error) {
 		Activity:  &auth.Activity{DB: cfg.DB, Logger: logger},
 		Presenter: presenter,
 	})
-	srv.Use(graph.LoaderExtension{DB: cfg.DB})
+	srv.Use(graph.LoaderExtension{DB: cfg.DB, RowBudget: cfg.RowBudget})
 	srv.Use(m)
 
 	mux := http.NewServeMux()

@@ -22,6 +22,7 @@ const (
 	KindForbidden       Kind = "FORBIDDEN"
 	KindUnauthenticated Kind = "UNAUTHENTICATED"
 	KindRateLimited     Kind = "RATE_LIMITED"
+	KindRowBudget       Kind = "ROW_BUDGET_EXCEEDED" // a read would pass the response's RowBudget
 	KindInternal        Kind = "INTERNAL"
 )
 
