@@ -3,6 +3,8 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/brokkr/brokkr/api"
 	"github.com/brokkr/brokkr/dbtest"
+	"github.com/brokkr/brokkr/graph"
+	"github.com/brokkr/brokkr/models"
 )
 
 // item9Query is the first dashboard query a newcomer types (issue 8, item
@@ -153,4 +157,14 @@ func TestRowBudget(t *testing.T) {
 			t.Fatalf("the update did not commit: %v", d)
 		}
 	})
+}
+
+// A budget error that reaches the presenter without a connection named
+// (no read path does that today) keeps its code rather than INTERNAL.
+func TestRowBudgetPresented(t *testing.T) {
+	t.Parallel()
+	ge := graph.ErrorPresenter(slog.New(slog.NewTextHandler(io.Discard, nil)))(context.Background(), fmt.Errorf("models.X: %w", models.ErrRowBudget))
+	if ge.Extensions["code"] != "ROW_BUDGET_EXCEEDED" || ge.Message != models.ErrRowBudget.Message {
+		t.Fatalf("presented as %+v", ge)
+	}
 }

@@ -66,8 +66,8 @@ func floods() []flood {
 
 // BenchmarkFloods measures, for each flood of issue 8 on a database seeded
 // with the dashboard's shape (20 × 10 × 10 × 5): the time the server takes
-// to answer one (refuse-ms; its outcome, the error code or "served", is
-// logged), and the latency of a `{ viewer { role } }` request while 8
+// to answer one (refuse-ms, the median of five, and refuse-max-ms; its
+// outcome, the error code or "served", is logged), and the latency of a `{ viewer { role } }` request while 8
 // clients send that flood back to back (viewer-p50-ms, viewer-p99-ms),
 // against the same request on the idle server (viewer-idle-ms). Every flood
 // request is made unique (a comment) so that the server's query cache does
@@ -83,9 +83,10 @@ func BenchmarkFloods(b *testing.B) {
 	for _, fl := range floods() {
 		b.Run(fl.name, func(b *testing.B) {
 			for range b.N {
-				took, outcome := f.once(fl, 0)
-				b.ReportMetric(ms(took), "refuse-ms")
-				b.Logf("%s (%d bytes): %s in %.1f ms", fl.name, len(fl.doc), outcome, ms(took))
+				took, outcome := f.answers(fl)
+				b.ReportMetric(ms(percentile(took, 50)), "refuse-ms")
+				b.ReportMetric(ms(slices.Max(took)), "refuse-max-ms")
+				b.Logf("%s (%d bytes): %s, in %.1f ms (median of %d)", fl.name, len(fl.doc), outcome, ms(percentile(took, 50)), len(took))
 				lat := f.underFlood(b, fl, 8)
 				b.ReportMetric(ms(percentile(lat, 50)), "viewer-p50-ms")
 				b.ReportMetric(ms(percentile(lat, 99)), "viewer-p99-ms")
@@ -134,6 +135,18 @@ type flooder struct {
 	seq      atomic.Int64
 	floodC   http.Client
 	viewerC  http.Client
+}
+
+// answers times fl five times, once only when the first answer takes more
+// than a second (a flood the server does not refuse quickly).
+func (f *flooder) answers(fl flood) ([]time.Duration, string) {
+	took, outcome := f.once(fl, 0)
+	out := []time.Duration{took}
+	for len(out) < 5 && took < time.Second {
+		took, _ = f.once(fl, 0)
+		out = append(out, took)
+	}
+	return out, outcome
 }
 
 // once sends one flood (made unique) and returns how long the answer took

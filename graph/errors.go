@@ -82,7 +82,7 @@ func fromDomain(ctx context.Context, logger *slog.Logger, out *gqlerror.Error, d
 		}
 	case models.KindRateLimited:
 		res.Extensions["retryAfter"] = int(math.Ceil(de.RetryAfter))
-	case models.KindNotFound, models.KindForbidden, models.KindUnauthenticated, models.KindImmutable:
+	case models.KindNotFound, models.KindForbidden, models.KindUnauthenticated, models.KindImmutable, models.KindRowBudget:
 	default:
 		logger.ErrorContext(ctx, "graphql: internal error", "err", de, "path", out.Path.String())
 		res.Message = internalMessage
