@@ -53,9 +53,18 @@ func floods() []flood {
 	for i := range 1000 {
 		fmt.Fprintf(&aliases, "a%d: __typename ", i)
 	}
+	// The largest document the default caps accept (987 fields, 47
+	// aliases, 20 repeats of a field per selection set), which the server
+	// parses, validates and runs.
+	var atCaps strings.Builder
+	atCaps.WriteString("{ ")
+	for i := range 47 {
+		fmt.Fprintf(&atCaps, "a%d: viewer { %s} ", i, strings.Repeat("role ", 20))
+	}
 	// Slowest last: a flood the server does not refuse may leave work
 	// running after its client has gone.
 	return []flood{
+		{name: "at-the-caps", key: true, doc: atCaps.String() + "}"},
 		{name: "typename-8000", doc: "{ " + strings.Repeat("__typename ", 8000) + "}"},
 		{name: "aliases-1000", doc: "{ " + aliases.String() + "}"},
 		{name: "labels-200", key: true, doc: "{ stacks(filter: {labels: [" + strings.Join(labels, ", ") + "]}) { totalCount } }"},

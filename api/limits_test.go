@@ -120,6 +120,13 @@ func TestFloodsRefused(t *testing.T) {
 		})
 	}
 
+	t.Run("GraphiQL's schema query is served without a key", func(t *testing.T) {
+		d := e.ok(t, "", introspectionQuery, nil)
+		if len(list(d, "__schema", "types")) < 20 {
+			t.Fatalf("introspection: %.300v", d)
+		}
+	})
+
 	t.Run("just under the caps is served", func(t *testing.T) {
 		// 20 repeats, 120 aliases and 981 fields; 2^12 = 4096 fields expanded.
 		var b strings.Builder
@@ -205,3 +212,26 @@ func (e *env) queriesDone(t *testing.T) int {
 	}
 	return n
 }
+
+// introspectionQuery is graphql-js's getIntrospectionQuery() (with
+// descriptions), which GraphiQL sends: deep through ofType, many fields.
+const introspectionQuery = `query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
+}`
