@@ -49,8 +49,12 @@ type config struct {
 	AllowedOrigins  []string
 	RateLimit       int
 	MaxBodyBytes    int64
+	MaxTokens       int
+	MaxFields       int
+	MaxAliases      int
 	MaxDepth        int
 	MaxComplexity   int
+	RowBudget       int
 	ShutdownTimeout time.Duration
 	// StatementTimeout is every pooled connection's statement_timeout:
 	// 0 takes models.DefaultStatementTimeout, negative sets none.
@@ -103,8 +107,12 @@ func loadConfig() (config, error) {
 		dst *int
 	}{
 		{"BROKKR_RATE_LIMIT_PER_MINUTE", &c.RateLimit},
+		{"BROKKR_MAX_TOKENS", &c.MaxTokens},
+		{"BROKKR_MAX_FIELDS", &c.MaxFields},
+		{"BROKKR_MAX_ALIASES", &c.MaxAliases},
 		{"BROKKR_MAX_DEPTH", &c.MaxDepth},
 		{"BROKKR_MAX_COMPLEXITY", &c.MaxComplexity},
+		{"BROKKR_ROW_BUDGET", &c.RowBudget},
 	}
 	for _, i := range ints {
 		if v := os.Getenv(i.env); v != "" {
@@ -353,8 +361,12 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 			Logger:                    logger,
 			AllowedOrigins:            cfg.AllowedOrigins,
 			MaxBodyBytes:              cfg.MaxBodyBytes,
+			MaxTokens:                 cfg.MaxTokens,
+			MaxFields:                 cfg.MaxFields,
+			MaxAliases:                cfg.MaxAliases,
 			MaxDepth:                  cfg.MaxDepth,
 			MaxComplexity:             cfg.MaxComplexity,
+			RowBudget:                 cfg.RowBudget,
 			DefaultRateLimitPerMinute: cfg.RateLimit,
 			MaxWebsocketsPerKey:       cfg.MaxWebsocketsPerKey,
 			Sessions:                  sessions,

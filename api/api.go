@@ -36,8 +36,12 @@ import (
 // Defaults for the zero values of Config.
 const (
 	DefaultMaxBodyBytes              = 1 << 20 // 1 MiB
+	DefaultMaxTokens                 = 10_000
+	DefaultMaxFields                 = 1_000
+	DefaultMaxAliases                = 200
 	DefaultMaxDepth                  = 15
-	DefaultMaxComplexity             = 250_000 // ≈ rows a query may ask for (see graph.Complexity)
+	DefaultMaxComplexity             = 10_000 // fields of an operation, its fragments expanded
+	DefaultRowBudget                 = 50_000 // rows one answer may hold (models.RowBudget)
 	DefaultRateLimitPerMinute        = 600
 	DefaultKeepAlive                 = 15 * time.Second
 	DefaultWebsocketInitTimeout      = 10 * time.Second
@@ -61,9 +65,15 @@ type Config struct {
 	// (agents, CLIs) are always allowed.
 	AllowedOrigins []string
 
-	MaxBodyBytes              int64
-	MaxDepth                  int
-	MaxComplexity             int
+	MaxBodyBytes int64
+	// Document limits (graph.Limits), checked before validation.
+	MaxTokens     int
+	MaxFields     int
+	MaxAliases    int
+	MaxDepth      int
+	MaxComplexity int
+	// RowBudget is the number of rows one answer may hold (models.RowBudget).
+	RowBudget                 int
 	DefaultRateLimitPerMinute int
 	KeepAlive                 time.Duration
 	// WebsocketInitTimeout: a websocket that sends no connection_init within
@@ -92,11 +102,16 @@ func (c *Config) defaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if c.MaxDepth == 0 {
-		c.MaxDepth = DefaultMaxDepth
-	}
-	if c.MaxComplexity == 0 {
-		c.MaxComplexity = DefaultMaxComplexity
+	for _, l := range []struct {
+		v   *int
+		def int
+	}{
+		{&c.MaxTokens, DefaultMaxTokens}, {&c.MaxFields, DefaultMaxFields}, {&c.MaxAliases, DefaultMaxAliases},
+		{&c.MaxDepth, DefaultMaxDepth}, {&c.MaxComplexity, DefaultMaxComplexity}, {&c.RowBudget, DefaultRowBudget},
+	} {
+		if *l.v == 0 {
+			*l.v = l.def
+		}
 	}
 	if c.DefaultRateLimitPerMinute == 0 {
 		c.DefaultRateLimitPerMinute = DefaultRateLimitPerMinute
@@ -133,7 +148,6 @@ func New(cfg Config) (http.Handler, error) {
 	es := graph.NewExecutableSchema(graph.Config{
 		Resolvers:  &graph.Resolver{DB: cfg.DB, Feed: cfg.Feed, Logger: logger},
 		Directives: graph.DirectiveRoot{HasRole: graph.HasRole},
-		Complexity: graph.Complexity(),
 	})
 	srv := handler.New(es)
 	// Keep-alives come from one goroutine for all connections (keepalive.go),
@@ -159,25 +173,26 @@ func New(cfg Config) (http.Handler, error) {
 		r.AddRule(scalar.NumberLiterals.Name, scalar.NumberLiterals.RuleFunc)
 		return r
 	})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	cache := lru.New[*ast.QueryDocument](queryCacheSize)
+	srv.SetQueryCache(cache)
 	srv.SetErrorPresenter(presenter)
 	srv.SetRecoverFunc(graph.Recover(logger))
 
+	// The document limits run before gqlgen parses and validates (see
+	// graph.Limits); the parser's own token limit only backs them up.
+	srv.Use(graph.Limits{MaxTokens: cfg.MaxTokens, MaxFields: cfg.MaxFields, MaxAliases: cfg.MaxAliases,
+		MaxDepth: cfg.MaxDepth, MaxComplexity: cfg.MaxComplexity, Cache: cache})
+	if cfg.MaxTokens > 0 {
+		srv.SetParserTokenLimit(cfg.MaxTokens)
+	}
 	srv.Use(extension.Introspection{})
-	// Depth first: a deep query is refused for its shape before its size is weighed.
-	if cfg.MaxDepth > 0 {
-		srv.Use(graph.DepthLimit{Max: cfg.MaxDepth})
-	}
-	if cfg.MaxComplexity > 0 {
-		srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
-	}
 	srv.Use(graph.Guard{
 		Auth:      authn,
 		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
 		Activity:  &auth.Activity{DB: cfg.DB, Logger: logger},
 		Presenter: presenter,
 	})
-	srv.Use(graph.LoaderExtension{DB: cfg.DB})
+	srv.Use(graph.LoaderExtension{DB: cfg.DB, RowBudget: cfg.RowBudget})
 	srv.Use(m)
 
 	mux := http.NewServeMux()

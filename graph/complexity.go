@@ -1,103 +1,90 @@
 package graph
 
 import (
-	"context"
-	"fmt"
+	"math"
+	"strings"
 
-	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/gqlerror"
-
-	"github.com/brokkr/brokkr/models"
 )
 
-// pageSize is the number of rows a list field may return.
-func pageSize(first *int) int {
-	if first == nil {
-		return models.DefaultFirst
-	}
-	return min(max(*first, 1), models.MaxFirst)
+// cost is what an operation would cost if every fragment spread were
+// written out in place: the depth of its deepest path of fields, and its
+// number of fields (the static ceiling, Limits.MaxComplexity).
+type cost struct {
+	depth  int
+	fields int // saturates at maxCount
 }
 
-// Complexity weighs list fields by their page size, so the complexity limit
-// bounds the rows a query can ask for (gqlgen's default counts each field
-// once, whatever the list length).
-func Complexity() ComplexityRoot {
-	var c ComplexityRoot
-	page := func(child int, first *int) int { return 1 + child*pageSize(first) }
+// maxCount bounds the field counts, which double with every level of
+// `fragment Fi { ...F(i-1) ...F(i-1) }`, so that sums cannot overflow.
+const maxCount = math.MaxInt32
 
-	c.Query.Generators = func(ch int, first *int, _ *string, _ *models.GeneratorFilter, _ *bool) int { return page(ch, first) }
-	c.Query.Stacks = func(ch int, first *int, _ *string, _ *models.StackFilter, _ *bool) int { return page(ch, first) }
-	c.Query.DeploymentObjects = func(ch int, first *int, _ *string, _ *models.DeploymentObjectFilter, _ *bool) int {
-		return page(ch, first)
-	}
-	c.Query.Agents = func(ch int, first *int, _ *string, _ *models.AgentFilter, _ *bool) int { return page(ch, first) }
-	c.Query.AgentEvents = func(ch int, first *int, _ *string, _ *models.AgentEventFilter, _ *bool) int { return page(ch, first) }
+// costWalk computes costs with each fragment's cost computed once and
+// reused wherever it is spread (memo), so that a document costs time
+// linear in its size to weigh whatever its expansion would: `{viewer
+// {...F40}}` with `fragment Fi on Viewer {...F(i-1) ...F(i-1)}` expands to
+// 2^40 fields and is weighed in 41 steps. It runs before validation, so it
+// tolerates what validation would refuse: a spread of an unknown fragment
+// costs nothing, and so does a spread inside its own fragment (active).
+type costWalk struct {
+	fragments map[string]*ast.FragmentDefinition
+	memo      map[string]cost
+	active    map[string]bool
+}
 
-	c.Generator.Stacks = func(ch int, first *int, _ *string, _ *models.StackFilter, _ *bool) int { return page(ch, first) }
-	c.Stack.DeploymentObjects = func(ch int, first *int, _ *string, _ *models.DeploymentObjectFilter, _ *bool) int {
-		return page(ch, first)
+func newCostWalk(doc *ast.QueryDocument) *costWalk {
+	w := &costWalk{
+		fragments: make(map[string]*ast.FragmentDefinition, len(doc.Fragments)),
+		memo:      make(map[string]cost, len(doc.Fragments)),
+		active:    map[string]bool{},
 	}
-	c.Stack.Targets = func(ch int, first *int, _ *string) int { return page(ch, first) }
-	c.Stack.Agents = func(ch int, first *int, _ *string) int { return page(ch, first) }
-	c.DeploymentObject.Events = func(ch int, first *int, _ *string, _ *models.AgentEventFilter, _ *bool) int { return page(ch, first) }
-	c.Agent.Targets = func(ch int, first *int, _ *string) int { return page(ch, first) }
-	c.Agent.Stacks = func(ch int, first *int, _ *string) int { return page(ch, first) }
-	c.Agent.Events = func(ch int, first *int, _ *string, _ *models.AgentEventFilter, _ *bool) int { return page(ch, first) }
+	for _, f := range doc.Fragments {
+		if _, dup := w.fragments[f.Name]; !dup {
+			w.fragments[f.Name] = f
+		}
+	}
+	return w
+}
+
+// set is the cost of a selection set. Introspection fields (`__schema`,
+// `__type`, `__typename`) count as fields but not as depth, so that
+// GraphiQL's schema query, nested deep through `ofType`, passes the depth
+// limit.
+func (w *costWalk) set(ss ast.SelectionSet) cost {
+	var c cost
+	for _, sel := range ss {
+		var s cost
+		switch sel := sel.(type) {
+		case *ast.Field:
+			s = w.set(sel.SelectionSet)
+			s.fields = min(s.fields+1, maxCount)
+			if strings.HasPrefix(sel.Name, "__") {
+				s.depth = 0
+			} else {
+				s.depth++
+			}
+		case *ast.InlineFragment:
+			s = w.set(sel.SelectionSet)
+		case *ast.FragmentSpread:
+			s = w.spread(sel.Name)
+		}
+		c.depth = max(c.depth, s.depth)
+		c.fields = min(c.fields+s.fields, maxCount)
+	}
 	return c
 }
 
-// DepthLimit refuses operations whose selections nest deeper than Max
-// fields (fragments are followed; introspection fields are not counted,
-// so GraphiQL's schema query always passes).
-type DepthLimit struct{ Max int }
-
-var _ interface {
-	graphql.HandlerExtension
-	graphql.OperationContextMutator
-} = DepthLimit{}
-
-func (DepthLimit) ExtensionName() string                   { return "BrokkrDepthLimit" }
-func (DepthLimit) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (d DepthLimit) MutateOperationContext(_ context.Context, op *graphql.OperationContext) *gqlerror.Error {
-	if d.Max <= 0 || op.Operation == nil {
-		return nil
+func (w *costWalk) spread(name string) cost {
+	if c, ok := w.memo[name]; ok {
+		return c
 	}
-	if depth := selectionDepth(op.Operation.SelectionSet, map[string]bool{}); depth > d.Max {
-		err := gqlerror.Errorf("query is nested %d levels deep, more than the limit of %d", depth, d.Max)
-		err.Extensions = map[string]any{"code": errcode.ValidationFailed, "maxDepth": d.Max}
-		return err
+	f := w.fragments[name]
+	if f == nil || w.active[name] {
+		return cost{}
 	}
-	return nil
-}
-
-// selectionDepth is the number of nested fields of the deepest path; seen
-// guards against fragment cycles (which validation rejects anyway).
-func selectionDepth(set ast.SelectionSet, seen map[string]bool) int {
-	deepest := 0
-	for _, sel := range set {
-		var d int
-		switch s := sel.(type) {
-		case *ast.Field:
-			if len(s.Name) > 1 && s.Name[:2] == "__" {
-				continue
-			}
-			d = 1 + selectionDepth(s.SelectionSet, seen)
-		case *ast.InlineFragment:
-			d = selectionDepth(s.SelectionSet, seen)
-		case *ast.FragmentSpread:
-			if s.Definition == nil || seen[s.Name] {
-				continue
-			}
-			seen[s.Name] = true
-			d = selectionDepth(s.Definition.SelectionSet, seen)
-			delete(seen, s.Name)
-		default:
-			panic(fmt.Sprintf("unexpected selection %T", sel))
-		}
-		deepest = max(deepest, d)
-	}
-	return deepest
+	w.active[name] = true
+	c := w.set(f.SelectionSet)
+	delete(w.active, name)
+	w.memo[name] = c
+	return c
 }

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"strings"
 
 	"github.com/google/uuid"
@@ -143,8 +144,9 @@ func mapPage[T, U any](p *models.Page[T], load func(*T) (*U, error)) (*models.Pa
 
 func targetID(t *models.AgentTarget) uuid.UUID { return t.ID }
 
-// listTop runs a top-level list query in the caller's scope and returns its
-// page as a connection, its rows registered as one cohort for their edges.
+// listTop runs a top-level list query in the caller's scope, within the
+// response's row budget, and returns its page as a connection, its rows
+// registered as one cohort for their edges.
 func listTop[T, F, C any](r *Resolver, ctx context.Context,
 	list func(context.Context, bun.IDB, models.Scope, F, models.ListArgs) (*models.Page[T], error),
 	filter F, args models.ListArgs, connection func(*models.Page[T]) C) (C, error) {
@@ -153,14 +155,23 @@ func listTop[T, F, C any](r *Resolver, ctx context.Context,
 	if err != nil {
 		return zero, err
 	}
+	l := r.loaders(ctx)
+	args.Budget = l.budget
 	p, err := list(ctx, r.DB, scope, filter, args)
+	if err == nil {
+		err = l.budget.Spend(len(p.Nodes))
+	}
+	if errors.Is(err, models.ErrRowBudget) {
+		return zero, l.refuse(ctx)
+	}
 	if err != nil {
 		return zero, err
 	}
 	return connection(listed(r, ctx, p)), nil
 }
 
-// getOne reads one object by id in the caller's scope.
+// getOne reads one object by id in the caller's scope; it spends one row
+// of the response's budget.
 func getOne[T any](r *Resolver, ctx context.Context,
 	get func(context.Context, bun.IDB, models.Scope, uuid.UUID, bool) (*T, error),
 	id uuid.UUID, includeDeleted *bool) (*T, error) {
@@ -168,5 +179,12 @@ func getOne[T any](r *Resolver, ctx context.Context,
 	if err != nil {
 		return nil, err
 	}
-	return get(ctx, r.DB, scope, id, flag(includeDeleted))
+	v, err := get(ctx, r.DB, scope, id, flag(includeDeleted))
+	if err != nil {
+		return nil, err
+	}
+	if l := r.loaders(ctx); l.budget.Spend(1) != nil {
+		return nil, l.refuse(ctx)
+	}
+	return v, nil
 }

@@ -93,7 +93,7 @@ func fromDomain(ctx context.Context, logger *slog.Logger, out *gqlerror.Error, d
 		// the server log, and a retry for the client.
 		res.Extensions["retryAfter"] = max(1, int(math.Ceil(de.RetryAfter)))
 		logger.WarnContext(ctx, "graphql: database unavailable", "err", de, "path", out.Path.String())
-	case models.KindNotFound, models.KindForbidden, models.KindUnauthenticated, models.KindImmutable:
+	case models.KindNotFound, models.KindForbidden, models.KindUnauthenticated, models.KindImmutable, models.KindRowBudget:
 	default:
 		logger.ErrorContext(ctx, "graphql: internal error", "err", de, "path", out.Path.String())
 		res.Message = internalMessage

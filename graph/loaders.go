@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/brokkr/brokkr/auth"
@@ -47,8 +50,15 @@ type Loaders struct {
 
 	cohorts cohorts
 	// fetchers maps each loader above to its batch function, for cohort
-	// fetches (see load). Written only by NewLoaders.
+	// fetches (see load), and costs to the rows a value it delivers holds
+	// (see load). Written only by NewLoaders.
 	fetchers map[any]any
+	costs    map[any]func(any) int
+
+	// budget is the response's row budget (nil: none); refusal is the
+	// first error that named where it ran out (see budget.go).
+	budget  *models.RowBudget
+	refusal atomic.Pointer[gqlerror.Error]
 }
 
 // PageKey identifies one nested page: the parent and the field's arguments
@@ -76,37 +86,50 @@ func pageKey[F any](id uuid.UUID, filter *F, args models.ListArgs) PageKey {
 
 type ctxLoadersKey struct{}
 
-// NewLoaders builds a fresh set of loaders over db.
-func NewLoaders(db bun.IDB) *Loaders {
+// NewLoaders builds a fresh set of loaders over db, whose reads spend
+// budget (nil: no row budget).
+func NewLoaders(db bun.IDB, budget *models.RowBudget) *Loaders {
 	w := dataloadgen.WithWait(LoaderWait)
-	l := &Loaders{fetchers: map[any]any{}}
-	l.Generator = newLoader(l, entities(l, db, models.GeneratorsByIDs), w)
-	l.Stack = newLoader(l, entities(l, db, models.StacksByIDs), w)
-	l.DeploymentObject = newLoader(l, entities(l, db, models.DeploymentObjectsByIDs), w)
-	l.Agent = newLoader(l, entities(l, db, models.AgentsByIDs), w)
+	l := &Loaders{fetchers: map[any]any{}, costs: map[any]func(any) int{}, budget: budget}
+	l.Generator = newLoader(l, entities(l, db, models.GeneratorsByIDs), one[models.Generator], w)
+	l.Stack = newLoader(l, entities(l, db, models.StacksByIDs), one[models.Stack], w)
+	l.DeploymentObject = newLoader(l, entities(l, db, models.DeploymentObjectsByIDs), one[models.DeploymentObject], w)
+	l.Agent = newLoader(l, entities(l, db, models.AgentsByIDs), one[models.Agent], w)
 
-	l.StackLabels = newLoader(l, byIDs(db, models.LabelsByStacks), w)
-	l.StackAnnotations = newLoader(l, byIDs(db, models.AnnotationsByStacks), w)
-	l.AgentLabels = newLoader(l, byIDs(db, models.LabelsByAgents), w)
-	l.AgentAnnotations = newLoader(l, byIDs(db, models.AnnotationsByAgents), w)
-	l.TargetsByAgent = newLoader(l, lists(l, db, models.TargetsByAgents), w)
-	l.TargetsByStack = newLoader(l, lists(l, db, models.TargetsByStacks), w)
-	l.LatestByStack = newLoader(l, entities(l, db, models.LatestDeploymentObjectsByStacks), w)
-	l.DesiredState = newLoader(l, lists(l, db, models.DesiredStatesByAgents), w)
+	l.StackLabels = newLoader(l, byIDs(l, db, models.LabelsByStacks), count[string], w)
+	l.StackAnnotations = newLoader(l, byIDs(l, db, models.AnnotationsByStacks), count[*models.Annotation], w)
+	l.AgentLabels = newLoader(l, byIDs(l, db, models.LabelsByAgents), count[string], w)
+	l.AgentAnnotations = newLoader(l, byIDs(l, db, models.AnnotationsByAgents), count[*models.Annotation], w)
+	l.TargetsByAgent = newLoader(l, lists(l, db, models.TargetsByAgents), count[*models.AgentTarget], w)
+	l.TargetsByStack = newLoader(l, lists(l, db, models.TargetsByStacks), count[*models.AgentTarget], w)
+	l.LatestByStack = newLoader(l, entities(l, db, models.LatestDeploymentObjectsByStacks), one[models.DeploymentObject], w)
+	l.DesiredState = newLoader(l, lists(l, db, models.DesiredStatesByAgents), count[*models.DeploymentObject], w)
 
-	l.StacksByGenerator = newLoader(l, paged(l, db, models.StacksByGenerators), w)
-	l.DeploymentObjectsByStack = newLoader(l, paged(l, db, models.DeploymentObjectsByStacks), w)
-	l.EventsByDeploymentObject = newLoader(l, paged(l, db, models.EventsByDeploymentObjects), w)
-	l.EventsByAgent = newLoader(l, paged(l, db, models.EventsByAgents), w)
+	l.StacksByGenerator = newLoader(l, paged(l, db, models.StacksByGenerators), rows[models.Stack], w)
+	l.DeploymentObjectsByStack = newLoader(l, paged(l, db, models.DeploymentObjectsByStacks), rows[models.DeploymentObject], w)
+	l.EventsByDeploymentObject = newLoader(l, paged(l, db, models.EventsByDeploymentObjects), rows[models.AgentEvent], w)
+	l.EventsByAgent = newLoader(l, paged(l, db, models.EventsByAgents), rows[models.AgentEvent], w)
 	return l
 }
 
-// newLoader builds a loader over fetch and records fetch for cohort fetches.
-func newLoader[K comparable, V any](l *Loaders, fetch func(context.Context, []K) (map[K]V, error), opts ...dataloadgen.Option) *dataloadgen.Loader[K, V] {
+// newLoader builds a loader over fetch and records fetch for cohort
+// fetches, and cost: the rows of the row budget a value it delivers holds.
+func newLoader[K comparable, V any](l *Loaders, fetch func(context.Context, []K) (map[K]V, error), cost func(V) int, opts ...dataloadgen.Option) *dataloadgen.Loader[K, V] {
 	loader := dataloadgen.NewMappedLoader(fetch, opts...)
 	l.fetchers[loader] = fetch
+	l.costs[loader] = func(v any) int { return cost(v.(V)) }
 	return loader
 }
+
+// The rows a delivered value holds: an object, a list, a page.
+func one[T any](v *T) int {
+	if v == nil {
+		return 0
+	}
+	return 1
+}
+func count[T any](v []T) int            { return len(v) }
+func rows[T any](p *models.Page[T]) int { return len(p.Nodes) }
 
 func scopeOf(ctx context.Context) (models.Scope, error) {
 	s, ok := auth.ForContext(ctx)
@@ -116,20 +139,30 @@ func scopeOf(ctx context.Context) (models.Scope, error) {
 	return s, nil
 }
 
-func byIDs[V any](db bun.IDB, f func(context.Context, bun.IDB, models.Scope, []uuid.UUID) (map[uuid.UUID]V, error)) func(context.Context, []uuid.UUID) (map[uuid.UUID]V, error) {
+// byIDs runs a models batch function by id in the scope of the batch's
+// context, within the response's row budget.
+func byIDs[V any](l *Loaders, db bun.IDB, f func(context.Context, bun.IDB, models.Scope, []uuid.UUID, *models.RowBudget) (map[uuid.UUID]V, error)) func(context.Context, []uuid.UUID) (map[uuid.UUID]V, error) {
 	return func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]V, error) {
 		scope, err := scopeOf(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return f(ctx, db, scope, ids)
+		return f(ctx, db, scope, ids, l.budget)
 	}
 }
 
-// entities is byIDs for rows that have edges of their own: the rows of one
-// batch form a cohort (see cohorts).
+// unbudgeted adapts a batch function that reads rows by id, which its keys
+// bound (one row per key), to byIDs.
+func unbudgeted[V any](f func(context.Context, bun.IDB, models.Scope, []uuid.UUID) (map[uuid.UUID]V, error)) func(context.Context, bun.IDB, models.Scope, []uuid.UUID, *models.RowBudget) (map[uuid.UUID]V, error) {
+	return func(ctx context.Context, db bun.IDB, s models.Scope, ids []uuid.UUID, _ *models.RowBudget) (map[uuid.UUID]V, error) {
+		return f(ctx, db, s, ids)
+	}
+}
+
+// entities is byIDs for rows by id that have edges of their own: the rows
+// of one batch form a cohort (see cohorts).
 func entities[T any](l *Loaders, db bun.IDB, f func(context.Context, bun.IDB, models.Scope, []uuid.UUID) (map[uuid.UUID]*T, error)) func(context.Context, []uuid.UUID) (map[uuid.UUID]*T, error) {
-	fetch := byIDs(db, f)
+	fetch := byIDs(l, db, unbudgeted(f))
 	return func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*T, error) {
 		m, err := fetch(ctx, ids)
 		if err == nil {
@@ -144,8 +177,8 @@ func entities[T any](l *Loaders, db bun.IDB, f func(context.Context, bun.IDB, mo
 }
 
 // lists is entities for per-parent lists of rows.
-func lists[T any](l *Loaders, db bun.IDB, f func(context.Context, bun.IDB, models.Scope, []uuid.UUID) (map[uuid.UUID][]*T, error)) func(context.Context, []uuid.UUID) (map[uuid.UUID][]*T, error) {
-	fetch := byIDs(db, f)
+func lists[T any](l *Loaders, db bun.IDB, f func(context.Context, bun.IDB, models.Scope, []uuid.UUID, *models.RowBudget) (map[uuid.UUID][]*T, error)) func(context.Context, []uuid.UUID) (map[uuid.UUID][]*T, error) {
+	fetch := byIDs(l, db, f)
 	return func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]*T, error) {
 		m, err := fetch(ctx, ids)
 		if err == nil {
@@ -180,7 +213,7 @@ func paged[F, T any](l *Loaders, db bun.IDB, f func(context.Context, bun.IDB, mo
 			if err := json.Unmarshal([]byte(a), &pa); err != nil {
 				return nil, err
 			}
-			pages, err := f(ctx, db, scope, groups[a], pa.Filter, models.ListArgs{First: pa.First, After: pa.After, IncludeDeleted: pa.IncludeDeleted})
+			pages, err := f(ctx, db, scope, groups[a], pa.Filter, models.ListArgs{First: pa.First, After: pa.After, IncludeDeleted: pa.IncludeDeleted, Budget: l.budget})
 			if err != nil {
 				return nil, err
 			}
@@ -200,7 +233,7 @@ func (r *Resolver) loaders(ctx context.Context) *Loaders {
 	if l, ok := ctx.Value(ctxLoadersKey{}).(*lazyLoaders); ok {
 		return l.get()
 	}
-	return NewLoaders(r.DB)
+	return NewLoaders(r.DB, nil)
 }
 
 // lazyLoaders builds a response's loaders on first use. A subscription
@@ -209,20 +242,29 @@ func (r *Resolver) loaders(ctx context.Context) *Loaders {
 // 5.8 KiB each, measured at 10,000 websocket subscriptions) and be rebuilt
 // for every event, needed or not.
 type lazyLoaders struct {
-	once sync.Once
-	db   bun.IDB
-	l    *Loaders
+	once   sync.Once
+	db     bun.IDB
+	budget int
+	l      atomic.Pointer[Loaders]
 }
 
 func (z *lazyLoaders) get() *Loaders {
-	z.once.Do(func() { z.l = NewLoaders(z.db) })
-	return z.l
+	z.once.Do(func() { z.l.Store(NewLoaders(z.db, models.NewRowBudget(z.budget))) })
+	return z.l.Load()
 }
 
 // LoaderExtension gives every response its own loaders: each HTTP request,
 // and each event of a subscription (a loader made at websocket upgrade
-// would cache rows for the connection's life).
-type LoaderExtension struct{ DB bun.IDB }
+// would cache rows for the connection's life), with its own row budget of
+// RowBudget rows (0 or less: none). A query whose reads pass the budget is
+// refused whole: its answer is the one error that names where (see
+// budget.go). A mutation's or an event's answer keeps its data, with the
+// error on the fields that passed it: a mutation's result must not hide
+// its commit.
+type LoaderExtension struct {
+	DB        bun.IDB
+	RowBudget int
+}
 
 var _ interface {
 	graphql.HandlerExtension
@@ -232,7 +274,19 @@ var _ interface {
 func (LoaderExtension) ExtensionName() string                   { return "BrokkrLoaders" }
 func (LoaderExtension) Validate(graphql.ExecutableSchema) error { return nil }
 func (e LoaderExtension) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	return next(context.WithValue(ctx, ctxLoadersKey{}, &lazyLoaders{db: e.DB}))
+	z := &lazyLoaders{db: e.DB, budget: e.RowBudget}
+	resp := next(context.WithValue(ctx, ctxLoadersKey{}, z))
+	if l := z.l.Load(); l != nil && resp != nil {
+		if refusal := l.refusal.Load(); refusal != nil && isQuery(ctx) {
+			return &graphql.Response{Errors: gqlerror.List{refusal}, Extensions: resp.Extensions}
+		}
+	}
+	return resp
+}
+
+func isQuery(ctx context.Context) bool {
+	op := graphql.GetOperationContext(ctx)
+	return op != nil && op.Operation != nil && op.Operation.Operation == ast.Query
 }
 
 // A cohort is the set of rows one statement returned (a top-level page,
@@ -327,8 +381,23 @@ func listed[T any](r *Resolver, ctx context.Context, p *models.Page[T]) *models.
 // load returns n's value of the edge served by loader: from its cohort's
 // fetch when n has a cohort (the first member to ask runs it, for all), or
 // through the loader's timed batch otherwise. Values a cohort fetch found
-// also prime the loader's cache.
+// also prime the loader's cache. Every value delivered spends its rows of
+// the response's row budget (cached or not: a page asked for under two
+// aliases is delivered twice).
 func load[P any, K comparable, V any](ctx context.Context, l *Loaders, loader *dataloadgen.Loader[K, V], n *P, key func(*P) K, args string) (V, error) {
+	v, err := fetchFor(ctx, l, loader, n, key, args)
+	if err == nil {
+		err = l.budget.Spend(l.costs[loader](v))
+	}
+	if errors.Is(err, models.ErrRowBudget) {
+		var zero V
+		return zero, l.refuse(ctx)
+	}
+	return v, err
+}
+
+// fetchFor is load without the row budget's charge.
+func fetchFor[P any, K comparable, V any](ctx context.Context, l *Loaders, loader *dataloadgen.Loader[K, V], n *P, key func(*P) K, args string) (V, error) {
 	var zero V
 	f, members := cohortFor(l, n, loader, args)
 	if f == nil {

@@ -23,10 +23,10 @@ func TestCreateAgent(t *testing.T) {
 	if sc.Role != models.RoleAgent || sc.AgentID != a.ID {
 		t.Fatalf("principal %+v", sc)
 	}
-	if l := must[map[uuid.UUID][]string](t)(models.LabelsByAgents(e.ctx, e.db, admin, []uuid.UUID{a.ID})); !reflect.DeepEqual(l[a.ID], []string{"gpu"}) {
+	if l := must[map[uuid.UUID][]string](t)(models.LabelsByAgents(e.ctx, e.db, admin, []uuid.UUID{a.ID}, nil)); !reflect.DeepEqual(l[a.ID], []string{"gpu"}) {
 		t.Fatal(l)
 	}
-	if an := must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByAgents(e.ctx, e.db, sc, []uuid.UUID{a.ID})); len(an[a.ID]) != 1 || an[a.ID][0].Value != "b" {
+	if an := must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByAgents(e.ctx, e.db, sc, []uuid.UUID{a.ID}, nil)); len(an[a.ID]) != 1 || an[a.ID][0].Value != "b" {
 		t.Fatal(an)
 	}
 
@@ -201,11 +201,11 @@ func TestAgentLabelsAnnotationsAndFilters(t *testing.T) {
 	must[*models.Agent](t)(models.RemoveAgentAnnotation(e.ctx, e.db, admin, a.ID, "zone"))
 	_, err = models.RemoveAgentAnnotation(e.ctx, e.db, admin, a.ID, "zone")
 	wantKind(t, err, models.KindNotFound)
-	if l := must[map[uuid.UUID][]string](t)(models.LabelsByAgents(e.ctx, e.db, admin, []uuid.UUID{a.ID, b.ID})); !reflect.DeepEqual(l[a.ID], []string{"eu"}) || !reflect.DeepEqual(l[b.ID], []string{"eu"}) {
+	if l := must[map[uuid.UUID][]string](t)(models.LabelsByAgents(e.ctx, e.db, admin, []uuid.UUID{a.ID, b.ID}, nil)); !reflect.DeepEqual(l[a.ID], []string{"eu"}) || !reflect.DeepEqual(l[b.ID], []string{"eu"}) {
 		t.Fatal(l)
 	}
 	// An agent sees its own labels, not another agent's.
-	if l := must[map[uuid.UUID][]string](t)(models.LabelsByAgents(e.ctx, e.db, as, []uuid.UUID{a.ID, b.ID})); len(l[b.ID]) != 0 || len(l[a.ID]) != 1 {
+	if l := must[map[uuid.UUID][]string](t)(models.LabelsByAgents(e.ctx, e.db, as, []uuid.UUID{a.ID, b.ID}, nil)); len(l[b.ID]) != 0 || len(l[a.ID]) != 1 {
 		t.Fatal(l)
 	}
 }

@@ -12,6 +12,11 @@ import (
 // results keyed by id (keys with nothing visible are absent from the map,
 // except for the paged functions, where every key has a page).
 //
+// The functions that read lists (pages, labels, annotations, targets) take
+// the response's row budget (in ListArgs for pages): their statement asks
+// for at most the rows left plus one and answers ErrRowBudget when it got
+// that many. Those reading rows by id need none: their keys bound them.
+//
 // The ...ByIDs functions serve parent edges (stack.generator, object.stack,
 // event.agent, ...): admins get soft-deleted rows too (so an admin browsing
 // deleted rows still sees their parents); other roles live rows only.
@@ -111,12 +116,12 @@ func EventsByAgents(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUI
 }
 
 // LabelsByStacks returns each visible stack's labels, sorted.
-func LabelsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID) (map[uuid.UUID][]string, error) {
+func LabelsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID, budget *RowBudget) (map[uuid.UUID][]string, error) {
 	var rows []*StackLabel
 	vis := visibleStackIDs(scope)
-	err := db.NewSelect().Model(&rows).Where("sl.stack_id IN (?)", bun.List(ids)).
-		Where("sl.stack_id IN ("+vis.sql+")", vis.args...).OrderExpr("sl.stack_id, sl.label").Scan(ctx)
-	if err != nil {
+	q := db.NewSelect().Model(&rows).Where("sl.stack_id IN (?)", bun.List(ids)).
+		Where("sl.stack_id IN ("+vis.sql+")", vis.args...).OrderExpr("sl.stack_id, sl.label")
+	if err := scanBudgeted(ctx, q, &rows, budget); err != nil {
 		return nil, op("LabelsByStacks", "label", err)
 	}
 	out := make(map[uuid.UUID][]string, len(ids))
@@ -127,12 +132,12 @@ func LabelsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUI
 }
 
 // AnnotationsByStacks returns each visible stack's annotations, by key.
-func AnnotationsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID) (map[uuid.UUID][]*Annotation, error) {
+func AnnotationsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID, budget *RowBudget) (map[uuid.UUID][]*Annotation, error) {
 	var rows []*StackAnnotation
 	vis := visibleStackIDs(scope)
-	err := db.NewSelect().Model(&rows).Where("sa.stack_id IN (?)", bun.List(ids)).
-		Where("sa.stack_id IN ("+vis.sql+")", vis.args...).OrderExpr("sa.stack_id, sa.key").Scan(ctx)
-	if err != nil {
+	q := db.NewSelect().Model(&rows).Where("sa.stack_id IN (?)", bun.List(ids)).
+		Where("sa.stack_id IN ("+vis.sql+")", vis.args...).OrderExpr("sa.stack_id, sa.key")
+	if err := scanBudgeted(ctx, q, &rows, budget); err != nil {
 		return nil, op("AnnotationsByStacks", "annotation", err)
 	}
 	out := make(map[uuid.UUID][]*Annotation, len(ids))
@@ -143,12 +148,12 @@ func AnnotationsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uui
 }
 
 // LabelsByAgents returns each visible agent's labels, sorted.
-func LabelsByAgents(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID) (map[uuid.UUID][]string, error) {
+func LabelsByAgents(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID, budget *RowBudget) (map[uuid.UUID][]string, error) {
 	var rows []*AgentLabel
 	vis := visibleAgentIDs(scope)
-	err := db.NewSelect().Model(&rows).Where("al.agent_id IN (?)", bun.List(ids)).
-		Where("al.agent_id IN ("+vis.sql+")", vis.args...).OrderExpr("al.agent_id, al.label").Scan(ctx)
-	if err != nil {
+	q := db.NewSelect().Model(&rows).Where("al.agent_id IN (?)", bun.List(ids)).
+		Where("al.agent_id IN ("+vis.sql+")", vis.args...).OrderExpr("al.agent_id, al.label")
+	if err := scanBudgeted(ctx, q, &rows, budget); err != nil {
 		return nil, op("LabelsByAgents", "label", err)
 	}
 	out := make(map[uuid.UUID][]string, len(ids))
@@ -159,12 +164,12 @@ func LabelsByAgents(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUI
 }
 
 // AnnotationsByAgents returns each visible agent's annotations, by key.
-func AnnotationsByAgents(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID) (map[uuid.UUID][]*Annotation, error) {
+func AnnotationsByAgents(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID, budget *RowBudget) (map[uuid.UUID][]*Annotation, error) {
 	var rows []*AgentAnnotation
 	vis := visibleAgentIDs(scope)
-	err := db.NewSelect().Model(&rows).Where("aa.agent_id IN (?)", bun.List(ids)).
-		Where("aa.agent_id IN ("+vis.sql+")", vis.args...).OrderExpr("aa.agent_id, aa.key").Scan(ctx)
-	if err != nil {
+	q := db.NewSelect().Model(&rows).Where("aa.agent_id IN (?)", bun.List(ids)).
+		Where("aa.agent_id IN ("+vis.sql+")", vis.args...).OrderExpr("aa.agent_id, aa.key")
+	if err := scanBudgeted(ctx, q, &rows, budget); err != nil {
 		return nil, op("AnnotationsByAgents", "annotation", err)
 	}
 	out := make(map[uuid.UUID][]*Annotation, len(ids))
@@ -175,10 +180,10 @@ func AnnotationsByAgents(ctx context.Context, db bun.IDB, scope Scope, ids []uui
 }
 
 // targetsBy loads visible targets whose column is in ids.
-func targetsBy(ctx context.Context, db bun.IDB, scope Scope, name, column string, ids []uuid.UUID, key func(*AgentTarget) uuid.UUID) (map[uuid.UUID][]*AgentTarget, error) {
+func targetsBy(ctx context.Context, db bun.IDB, scope Scope, name, column string, ids []uuid.UUID, key func(*AgentTarget) uuid.UUID, budget *RowBudget) (map[uuid.UUID][]*AgentTarget, error) {
 	var rows []*AgentTarget
 	q := db.NewSelect().Model(&rows).Where("t."+column+" IN (?)", bun.List(ids))
-	if err := where(q, agentTargetScope(scope, "t")).OrderExpr("t.created_at, t.id").Scan(ctx); err != nil {
+	if err := scanBudgeted(ctx, where(q, agentTargetScope(scope, "t")).OrderExpr("t.created_at, t.id"), &rows, budget); err != nil {
 		return nil, op(name, "agent target", err)
 	}
 	out := make(map[uuid.UUID][]*AgentTarget, len(ids))
@@ -189,13 +194,13 @@ func targetsBy(ctx context.Context, db bun.IDB, scope Scope, name, column string
 }
 
 // TargetsByAgents returns each agent's visible targets in (created_at, id) order.
-func TargetsByAgents(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID) (map[uuid.UUID][]*AgentTarget, error) {
-	return targetsBy(ctx, db, scope, "TargetsByAgents", "agent_id", ids, func(t *AgentTarget) uuid.UUID { return t.AgentID })
+func TargetsByAgents(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID, budget *RowBudget) (map[uuid.UUID][]*AgentTarget, error) {
+	return targetsBy(ctx, db, scope, "TargetsByAgents", "agent_id", ids, func(t *AgentTarget) uuid.UUID { return t.AgentID }, budget)
 }
 
 // TargetsByStacks returns each stack's visible targets in (created_at, id) order.
-func TargetsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID) (map[uuid.UUID][]*AgentTarget, error) {
-	return targetsBy(ctx, db, scope, "TargetsByStacks", "stack_id", ids, func(t *AgentTarget) uuid.UUID { return t.StackID })
+func TargetsByStacks(ctx context.Context, db bun.IDB, scope Scope, ids []uuid.UUID, budget *RowBudget) (map[uuid.UUID][]*AgentTarget, error) {
+	return targetsBy(ctx, db, scope, "TargetsByStacks", "stack_id", ids, func(t *AgentTarget) uuid.UUID { return t.StackID }, budget)
 }
 
 // LatestDeploymentObjectsByStacks returns each visible stack's latest live
@@ -223,4 +228,19 @@ func byStack(objs []*DeploymentObject) map[uuid.UUID]*DeploymentObject {
 		out[o.StackID] = o
 	}
 	return out
+}
+
+// scanBudgeted runs q (a list read into rows, a pointer to a slice) with
+// at most budget.Limit() rows; ErrRowBudget when the budget would pass.
+func scanBudgeted[T any](ctx context.Context, q *bun.SelectQuery, rows *[]T, budget *RowBudget) error {
+	if budget.Passed() {
+		return ErrRowBudget
+	}
+	if limit := budget.Limit(); limit > 0 {
+		q = q.Limit(int64(limit))
+	}
+	if err := q.Scan(ctx); err != nil {
+		return err
+	}
+	return budget.Check(len(*rows))
 }

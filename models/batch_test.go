@@ -185,27 +185,27 @@ func TestBatchLoadersAreOneStatementAndScoped(t *testing.T) {
 		}
 	})
 	one("LabelsByStacks", func() {
-		m := must[map[uuid.UUID][]string](t)(models.LabelsByStacks(e.ctx, e.db, admin, allStacks))
+		m := must[map[uuid.UUID][]string](t)(models.LabelsByStacks(e.ctx, e.db, admin, allStacks, nil))
 		if len(m) != len(allStacks) || m[f.stacks[big][1]][0] != "l1" {
 			t.Fatalf("labels %v", m)
 		}
 	})
 	one("AnnotationsByStacks", func() {
-		must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByStacks(e.ctx, e.db, admin, allStacks))
+		must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByStacks(e.ctx, e.db, admin, allStacks, nil))
 	})
 	one("LabelsByAgents", func() {
-		must[map[uuid.UUID][]string](t)(models.LabelsByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent}))
+		must[map[uuid.UUID][]string](t)(models.LabelsByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent}, nil))
 	})
 	one("AnnotationsByAgents", func() {
-		must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent}))
+		must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent}, nil))
 	})
 	one("TargetsByAgents", func() {
-		if m := must[map[uuid.UUID][]*models.AgentTarget](t)(models.TargetsByAgents(e.ctx, e.db, gs, []uuid.UUID{f.agent})); len(m[f.agent]) != 5 {
+		if m := must[map[uuid.UUID][]*models.AgentTarget](t)(models.TargetsByAgents(e.ctx, e.db, gs, []uuid.UUID{f.agent}, nil)); len(m[f.agent]) != 5 {
 			t.Fatalf("generator sees %d of the agent's targets", len(m[f.agent]))
 		}
 	})
 	one("TargetsByStacks", func() {
-		if m := must[map[uuid.UUID][]*models.AgentTarget](t)(models.TargetsByStacks(e.ctx, e.db, admin, allStacks)); len(m) != len(allStacks) {
+		if m := must[map[uuid.UUID][]*models.AgentTarget](t)(models.TargetsByStacks(e.ctx, e.db, admin, allStacks, nil)); len(m) != len(allStacks) {
 			t.Fatal("targets by stacks")
 		}
 	})
@@ -221,7 +221,7 @@ func TestBatchLoadersAreOneStatementAndScoped(t *testing.T) {
 		}
 	})
 	one("DesiredStatesByAgents", func() {
-		m := must[map[uuid.UUID][]*models.DeploymentObject](t)(models.DesiredStatesByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent, f.other}))
+		m := must[map[uuid.UUID][]*models.DeploymentObject](t)(models.DesiredStatesByAgents(e.ctx, e.db, admin, []uuid.UUID{f.agent, f.other}, nil))
 		if len(m[f.agent]) != len(allStacks) || len(m[f.other]) != 0 {
 			t.Fatalf("desired states: %d, %d", len(m[f.agent]), len(m[f.other]))
 		}

@@ -31,6 +31,7 @@ const (
 	// it again after RetryAfter seconds may succeed. A write answered
 	// UNAVAILABLE may or may not have been committed.
 	KindUnavailable Kind = "UNAVAILABLE"
+	KindRowBudget   Kind = "ROW_BUDGET_EXCEEDED" // a read would pass the response's RowBudget
 	KindInternal    Kind = "INTERNAL"
 )
 

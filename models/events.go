@@ -109,7 +109,7 @@ func DesiredState(ctx context.Context, db bun.IDB, scope Scope, agentID uuid.UUI
 	if _, err := GetAgent(ctx, db, scope, agentID, false); err != nil {
 		return nil, err
 	}
-	m, err := DesiredStatesByAgents(ctx, db, scope, []uuid.UUID{agentID})
+	m, err := DesiredStatesByAgents(ctx, db, scope, []uuid.UUID{agentID}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ type desiredRow struct {
 
 // DesiredStatesByAgents is DesiredState for many agents in one statement;
 // every id gets a slice (empty for agents the scope cannot see).
-func DesiredStatesByAgents(ctx context.Context, db bun.IDB, scope Scope, agentIDs []uuid.UUID) (map[uuid.UUID][]*DeploymentObject, error) {
+func DesiredStatesByAgents(ctx context.Context, db bun.IDB, scope Scope, agentIDs []uuid.UUID, budget *RowBudget) (map[uuid.UUID][]*DeploymentObject, error) {
 	out := make(map[uuid.UUID][]*DeploymentObject, len(agentIDs))
 	for _, id := range agentIDs {
 		out[id] = []*DeploymentObject{}
@@ -134,14 +134,25 @@ func DesiredStatesByAgents(ctx context.Context, db bun.IDB, scope Scope, agentID
 	}
 	sc := deploymentObjectScope(scope, "d")
 	va := visibleAgentIDs(scope)
+	if budget.Passed() {
+		return nil, op("DesiredStatesByAgents", "agent", ErrRowBudget)
+	}
 	args := append(append([]any{bun.List(agentIDs)}, va.args...), sc.args...)
+	limit := ""
+	if n := budget.Limit(); n > 0 {
+		limit = " LIMIT ?"
+		args = append(args, n)
+	}
 	var rows []desiredRow
 	err := db.NewRaw(`SELECT DISTINCT ON (t.agent_id, d.stack_id) d.*, t.agent_id AS _for_agent
 		FROM agent_targets AS t
 		JOIN agents AS a ON a.id = t.agent_id AND a.status = 'ACTIVE' AND a.deleted_at IS NULL
 		JOIN deployment_objects AS d ON d.stack_id = t.stack_id AND d.deleted_at IS NULL
 		WHERE t.agent_id IN (?) AND t.agent_id IN (`+va.sql+`) AND (`+sc.sql+`)
-		ORDER BY t.agent_id, d.stack_id, d.sequence_id DESC`, args...).Scan(ctx, &rows)
+		ORDER BY t.agent_id, d.stack_id, d.sequence_id DESC`+limit, args...).Scan(ctx, &rows)
+	if err == nil {
+		err = budget.Check(len(rows))
+	}
 	if err != nil {
 		return nil, op("DesiredStatesByAgents", "agent", err)
 	}

@@ -185,7 +185,8 @@ type pageSpec[T any] struct {
 //	  FROM ... WINDOW w AS (PARTITION BY parent)) AS p
 //	WHERE (p._after AND p._rn - p._before <= first+1) OR p._rn = 1
 //
-// (without a cursor: WHERE p._rn <= first+1). A row with _after false is a
+// (without a cursor: WHERE p._rn <= first+1), with LIMIT budget.Limit()
+// when args carry a row budget. A row with _after false is a
 // sentinel that only carries _total (so the count survives a cursor past
 // the end); the (first+1)th row says there is a next page. Pages are keyed
 // by parent (uuid.Nil when unpartitioned).
@@ -196,6 +197,9 @@ func runPage[T any, R any, PR interface {
 	first, err := pageFirst(args)
 	if err != nil {
 		return nil, err
+	}
+	if args.Budget.Passed() {
+		return nil, ErrRowBudget
 	}
 	var after *cursorKey
 	if args.After != nil {
@@ -234,11 +238,30 @@ func runPage[T any, R any, PR interface {
 	// so bun appends without regrowing a slice of whole rows, bounded so
 	// that a large first over many sparse parents does not reserve more
 	// than it may need.
-	rows := make([]R, 0, min(max(len(parents), 1)*(first+1)+1, maxPresizedRows))
-	err = db.NewRaw("SELECT * FROM (?) AS p WHERE "+filter+" ORDER BY "+outerOrder, inner, first+1).Scan(ctx, &rows)
-	if err != nil {
+	presize := min(max(len(parents), 1)*(first+1)+1, maxPresizedRows)
+	query, qargs := "SELECT * FROM (?) AS p WHERE "+filter+" ORDER BY "+outerOrder, []any{inner, first + 1}
+	if limit := args.Budget.Limit(); limit > 0 {
+		// At most the rows left in the response's budget, plus one to see
+		// that the budget would pass (then the pages are not built).
+		query += " LIMIT ?"
+		qargs = append(qargs, limit)
+		presize = min(presize, limit)
+	}
+	rows := make([]R, 0, presize)
+	if err := db.NewRaw(query, qargs...).Scan(ctx, &rows); err != nil {
 		return nil, err
 	}
+	if err := args.Budget.Check(len(rows)); err != nil {
+		return nil, err
+	}
+	return pagesOf[T, R, PR](rows, spec, first, parents), nil
+}
+
+// pagesOf builds runPage's pages from its rows.
+func pagesOf[T any, R any, PR interface {
+	*R
+	pageRow[T]
+}](rows []R, spec pageSpec[T], first int, parents []uuid.UUID) map[uuid.UUID]*Page[T] {
 	pages := make(map[uuid.UUID]*Page[T], len(parents)+1)
 	for _, p := range parents {
 		pages[p] = &Page[T]{Nodes: []*T{}, Cursors: []string{}}
@@ -272,7 +295,7 @@ func runPage[T any, R any, PR interface {
 		pg.Cursors = append(pg.Cursors, c)
 		pg.EndCursor = &c
 	}
-	return pages, nil
+	return pages
 }
 
 // maxPresizedRows bounds the rows runPage reserves up front (some MB at

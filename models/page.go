@@ -10,6 +10,10 @@ type ListArgs struct {
 	After *string
 	// IncludeDeleted lists soft-deleted rows too; admins only (Forbidden otherwise).
 	IncludeDeleted bool
+	// Budget, when set, is the response's row budget: the statement asks
+	// for at most the rows left plus one, and answers ErrRowBudget when it
+	// got that many (the rows are spent by whoever delivers the page).
+	Budget *RowBudget
 }
 
 const (

@@ -32,7 +32,7 @@ func TestZeroScopeSeesNothing(t *testing.T) {
 	if p := must[*models.Page[models.Stack]](t)(models.ListStacks(e.ctx, e.db, zero, nil, models.ListArgs{})); p.TotalCount != 0 {
 		t.Fatal("zero scope lists stacks")
 	}
-	if m := must[map[uuid.UUID][]string](t)(models.LabelsByStacks(e.ctx, e.db, zero, []uuid.UUID{s.ID})); len(m) != 0 {
+	if m := must[map[uuid.UUID][]string](t)(models.LabelsByStacks(e.ctx, e.db, zero, []uuid.UUID{s.ID}, nil)); len(m) != 0 {
 		t.Fatal("zero scope loads labels")
 	}
 	_, err = models.CreateStack(e.ctx, e.db, zero, models.CreateStackInput{GeneratorID: &g.ID, Name: "x"})

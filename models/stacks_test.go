@@ -23,11 +23,11 @@ func TestCreateStack(t *testing.T) {
 	if s.GeneratorID != g.ID || s.Name != "web" || *s.Description != "d" {
 		t.Fatalf("stack %+v", s)
 	}
-	labels := must[map[uuid.UUID][]string](t)(models.LabelsByStacks(e.ctx, e.db, gs, []uuid.UUID{s.ID}))
+	labels := must[map[uuid.UUID][]string](t)(models.LabelsByStacks(e.ctx, e.db, gs, []uuid.UUID{s.ID}, nil))
 	if !reflect.DeepEqual(labels[s.ID], []string{"eu", "prod"}) {
 		t.Fatalf("labels %v", labels)
 	}
-	ann := must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByStacks(e.ctx, e.db, gs, []uuid.UUID{s.ID}))
+	ann := must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByStacks(e.ctx, e.db, gs, []uuid.UUID{s.ID}, nil))
 	if len(ann[s.ID]) != 2 || *ann[s.ID][0] != (models.Annotation{Key: "team", Value: "ops"}) {
 		t.Fatalf("annotations %v", ann[s.ID])
 	}
@@ -234,11 +234,11 @@ func TestStackLabelsAndAnnotations(t *testing.T) {
 	g, _, gs := e.generator("g")
 	s := e.stack(g.ID, "s")
 	labels := func() []string {
-		return must[map[uuid.UUID][]string](t)(models.LabelsByStacks(e.ctx, e.db, gs, []uuid.UUID{s.ID}))[s.ID]
+		return must[map[uuid.UUID][]string](t)(models.LabelsByStacks(e.ctx, e.db, gs, []uuid.UUID{s.ID}, nil))[s.ID]
 	}
 	annotations := func() map[string]string {
 		out := map[string]string{}
-		for _, a := range must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByStacks(e.ctx, e.db, gs, []uuid.UUID{s.ID}))[s.ID] {
+		for _, a := range must[map[uuid.UUID][]*models.Annotation](t)(models.AnnotationsByStacks(e.ctx, e.db, gs, []uuid.UUID{s.ID}, nil))[s.ID] {
 			out[a.Key] = a.Value
 		}
 		return out

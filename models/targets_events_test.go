@@ -62,11 +62,11 @@ func TestAgentTargets(t *testing.T) {
 	if n := count(admin, nil, &s.ID); n != 2 {
 		t.Fatalf("s has %d targets", n)
 	}
-	byAgent := must[map[uuid.UUID][]*models.AgentTarget](t)(models.TargetsByAgents(e.ctx, e.db, gs, []uuid.UUID{a.ID, b.ID}))
+	byAgent := must[map[uuid.UUID][]*models.AgentTarget](t)(models.TargetsByAgents(e.ctx, e.db, gs, []uuid.UUID{a.ID, b.ID}, nil))
 	if len(byAgent[a.ID]) != 1 || len(byAgent[b.ID]) != 1 || byAgent[b.ID][0].StackID != s.ID {
 		t.Fatalf("TargetsByAgents as g: %v", byAgent)
 	}
-	byStack := must[map[uuid.UUID][]*models.AgentTarget](t)(models.TargetsByStacks(e.ctx, e.db, admin, []uuid.UUID{s.ID, s2.ID}))
+	byStack := must[map[uuid.UUID][]*models.AgentTarget](t)(models.TargetsByStacks(e.ctx, e.db, admin, []uuid.UUID{s.ID, s2.ID}, nil))
 	if len(byStack[s.ID]) != 2 || len(byStack[s2.ID]) != 1 {
 		t.Fatalf("TargetsByStacks: %v", byStack)
 	}
@@ -167,10 +167,10 @@ func TestDesiredState(t *testing.T) {
 		t.Fatalf("desired state after deletes: %+v", ds)
 	}
 	// An agent cannot read another agent's desired state, even in a batch.
-	if m := must[map[uuid.UUID][]*models.DeploymentObject](t)(models.DesiredStatesByAgents(e.ctx, e.db, as, []uuid.UUID{a.ID, b.ID})); len(m[b.ID]) != 0 || len(m[a.ID]) != 2 {
+	if m := must[map[uuid.UUID][]*models.DeploymentObject](t)(models.DesiredStatesByAgents(e.ctx, e.db, as, []uuid.UUID{a.ID, b.ID}, nil)); len(m[b.ID]) != 0 || len(m[a.ID]) != 2 {
 		t.Fatalf("agent a reads b's desired state: %d", len(m[b.ID]))
 	}
-	all := must[map[uuid.UUID][]*models.DeploymentObject](t)(models.DesiredStatesByAgents(e.ctx, e.db, admin, []uuid.UUID{a.ID, b.ID, uuid.New()}))
+	all := must[map[uuid.UUID][]*models.DeploymentObject](t)(models.DesiredStatesByAgents(e.ctx, e.db, admin, []uuid.UUID{a.ID, b.ID, uuid.New()}, nil))
 	if len(all[a.ID]) != 2 || len(all[b.ID]) != 1 || all[b.ID][0].YamlContent != "v: 1" || len(all) != 3 {
 		t.Fatalf("batched desired states: %v", all)
 	}
