@@ -73,7 +73,11 @@ type Config struct {
 	MaxDepth      int
 	MaxComplexity int
 	// RowBudget is the number of rows one answer may hold (models.RowBudget).
-	RowBudget                 int
+	RowBudget int
+	// DisableReadPlanner runs every query on gqlgen's executor, skipping the
+	// compiled read path (DESIGN §8); the differential tests serve the same
+	// database both ways and compare the answers byte for byte.
+	DisableReadPlanner        bool
 	DefaultRateLimitPerMinute int
 	KeepAlive                 time.Duration
 	// WebsocketInitTimeout: a websocket that sends no connection_init within
