@@ -23,12 +23,15 @@ import (
 // Each field gets its own copy, since gqlgen sets the copy's path.
 func (l *Loaders) refuse(ctx context.Context) error {
 	conn := connectionPath(graphql.GetFieldContext(ctx))
-	first := budgetError(l.budget.Max(), conn)
+	first := BudgetError(l.budget.Max(), conn)
 	l.refusal.CompareAndSwap(nil, first)
-	return budgetError(l.budget.Max(), conn)
+	return BudgetError(l.budget.Max(), conn)
 }
 
-func budgetError(budget int, conn string) *gqlerror.Error {
+// BudgetError is the refusal of a query whose reads passed the row budget
+// at the connection conn (a response path without list indices); the read
+// planner answers the same.
+func BudgetError(budget int, conn string) *gqlerror.Error {
 	err := gqlerror.Errorf("By the time this query reaches the %s connection, it reads more than %d rows, "+
 		"the row budget of one request: pass a smaller `first` to that connection, or to one above it.", conn, budget)
 	err.Extensions = map[string]any{"code": string(models.KindRowBudget), "rowBudget": budget, "connection": conn}

@@ -79,13 +79,16 @@ func agentTargetConnection(p *models.Page[models.AgentTarget]) *models.AgentTarg
 // (targets, and the agents/stacks behind them) and that are paged here.
 const sliceCursorPrefix = "t:"
 
-func sliceCursor(id uuid.UUID) string {
+// SliceCursor is the cursor of the list entry keyed by id (the read
+// planner writes the same).
+func SliceCursor(id uuid.UUID) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(sliceCursorPrefix + id.String()))
 }
 
-// slicePage pages a whole, stably ordered list by the ids keyed by key:
-// the same first/after rules and opaque cursors as the lists models pages.
-func slicePage[T any](all []*T, key func(*T) uuid.UUID, first *int, after *string) (*models.Page[T], error) {
+// SlicePage pages a whole, stably ordered list by the ids keyed by key:
+// the same first/after rules and opaque cursors as the lists models pages
+// (exported for the read planner, which pages the same lists).
+func SlicePage[T any](all []*T, key func(*T) uuid.UUID, first *int, after *string) (*models.Page[T], error) {
 	n := models.DefaultFirst
 	if first != nil {
 		n = *first
@@ -114,7 +117,7 @@ func slicePage[T any](all []*T, key func(*T) uuid.UUID, first *int, after *strin
 	end := min(start+n, len(all))
 	p := &models.Page[T]{Nodes: all[start:end], TotalCount: len(all), HasNextPage: end < len(all)}
 	for _, v := range p.Nodes {
-		p.Cursors = append(p.Cursors, sliceCursor(key(v)))
+		p.Cursors = append(p.Cursors, SliceCursor(key(v)))
 	}
 	if len(p.Cursors) > 0 {
 		c := p.Cursors[len(p.Cursors)-1]

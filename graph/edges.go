@@ -128,7 +128,7 @@ func targetConnection(all []*models.AgentTarget, err error, first *int, after *s
 	if err != nil {
 		return nil, err
 	}
-	p, err := slicePage(all, targetID, first, after)
+	p, err := SlicePage(all, targetID, first, after)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func behindTargets[T any](l *Loaders, all []*models.AgentTarget, err error, firs
 	if err != nil {
 		return nil, err
 	}
-	p, err := slicePage(all, targetID, first, after)
+	p, err := SlicePage(all, targetID, first, after)
 	if err != nil {
 		return nil, err
 	}

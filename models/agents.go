@@ -77,33 +77,41 @@ func GetAgent(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, includ
 	return a, nil
 }
 
+// agentListConds are the conditions of an agent list over a: scope,
+// liveness and the filter (Forbidden for includeDeleted without admin,
+// Invalid for filter lists past their caps, in that order).
+func agentListConds(scope Scope, filter *AgentFilter, includeDeleted bool) ([]cond, error) {
+	if err := checkIncludeDeleted(scope, includeDeleted); err != nil {
+		return nil, err
+	}
+	cs := []cond{agentScope(scope, "a"), liveCond("a", includeDeleted)}
+	if filter == nil {
+		return cs, nil
+	}
+	if err := checkFilterLists(filter.Labels, filter.Annotations); err != nil {
+		return nil, err
+	}
+	if filter.Name != nil {
+		cs = append(cs, cond{sql: "a.name = ?", args: []any{*filter.Name}})
+	}
+	if filter.ClusterName != nil {
+		cs = append(cs, cond{sql: "a.cluster_name = ?", args: []any{*filter.ClusterName}})
+	}
+	if filter.Status != nil {
+		cs = append(cs, cond{sql: "a.status = ?", args: []any{string(*filter.Status)}})
+	}
+	return append(cs, hasAllLabels("a", "agent_labels", "agent_id", filter.Labels),
+		hasAllAnnotations("a", "agent_annotations", "agent_id", filter.Annotations)), nil
+}
+
 // ListAgents lists visible agents in (created_at, id) order. Labels and
 // annotations in the filter match agents that have all of them.
 func ListAgents(ctx context.Context, db bun.IDB, scope Scope, filter *AgentFilter, args ListArgs) (*Page[Agent], error) {
-	if err := checkIncludeDeleted(scope, args.IncludeDeleted); err != nil {
+	cs, err := agentListConds(scope, filter, args.IncludeDeleted)
+	if err != nil {
 		return nil, op("ListAgents", "agent", err)
 	}
-	if filter != nil {
-		if err := checkFilterLists(filter.Labels, filter.Annotations); err != nil {
-			return nil, op("ListAgents", "agent", err)
-		}
-	}
-	q := db.NewSelect().Model((*Agent)(nil))
-	q = where(q, agentScope(scope, "a"))
-	q = where(q, liveCond("a", args.IncludeDeleted))
-	if filter != nil {
-		if filter.Name != nil {
-			q = q.Where("a.name = ?", *filter.Name)
-		}
-		if filter.ClusterName != nil {
-			q = q.Where("a.cluster_name = ?", *filter.ClusterName)
-		}
-		if filter.Status != nil {
-			q = q.Where("a.status = ?", string(*filter.Status))
-		}
-		q = where(q, hasAllLabels("a", "agent_labels", "agent_id", filter.Labels))
-		q = where(q, hasAllAnnotations("a", "agent_annotations", "agent_id", filter.Annotations))
-	}
+	q := whereAll(db.NewSelect().Model((*Agent)(nil)), cs)
 	p, err := single(runPage[Agent, agentRow](ctx, db, q, agentPage, args, nil))
 	return p, op("ListAgents", "agent", err)
 }

@@ -217,8 +217,14 @@ func LatestDeploymentObjectsByStacks(ctx context.Context, db bun.IDB, scope Scop
 // markers included) of each of the stacks the scope sees among ids.
 func latestObjectsQuery(db bun.IDB, rows *[]*DeploymentObject, scope Scope, ids []uuid.UUID) *bun.SelectQuery {
 	q := db.NewSelect().Model(rows).ColumnExpr("d.*").DistinctOn("d.stack_id").
-		Where("d.stack_id IN (?)", bun.List(ids)).Where("d.deleted_at IS NULL")
-	return where(q, deploymentObjectScope(scope, "d")).OrderExpr("d.stack_id, d.sequence_id DESC")
+		Where("d.stack_id IN (?)", bun.List(ids))
+	return whereAll(q, latestObjectConds(scope)).OrderExpr("d.stack_id, d.sequence_id DESC")
+}
+
+// latestObjectConds limit deployment objects over d to those a stack's
+// latest is chosen from: live (deletion markers included), in the scope.
+func latestObjectConds(scope Scope) []cond {
+	return []cond{{sql: "d.deleted_at IS NULL"}, deploymentObjectScope(scope, "d")}
 }
 
 // byStack keys objects, at most one per stack, by their stack.

@@ -70,22 +70,28 @@ func GetDeploymentObject(ctx context.Context, db bun.IDB, scope Scope, id uuid.U
 	return d, nil
 }
 
-func objectListQuery(db bun.IDB, scope Scope, filter *DeploymentObjectFilter, args ListArgs) (*bun.SelectQuery, error) {
-	if err := checkIncludeDeleted(scope, args.IncludeDeleted); err != nil {
+// objectListConds are the conditions of a deployment-object list over d:
+// scope, liveness and the filter.
+func objectListConds(scope Scope, filter *DeploymentObjectFilter, includeDeleted bool) ([]cond, error) {
+	if err := checkIncludeDeleted(scope, includeDeleted); err != nil {
 		return nil, err
 	}
-	q := db.NewSelect().Model((*DeploymentObject)(nil))
-	q = where(q, deploymentObjectScope(scope, "d"))
-	q = where(q, liveCond("d", args.IncludeDeleted))
-	if filter != nil {
-		if filter.StackID != nil {
-			q = q.Where("d.stack_id = ?", *filter.StackID)
-		}
-		if filter.IsDeletionMarker != nil {
-			q = q.Where("d.is_deletion_marker = ?", *filter.IsDeletionMarker)
-		}
+	cs := []cond{deploymentObjectScope(scope, "d"), liveCond("d", includeDeleted)}
+	if filter != nil && filter.StackID != nil {
+		cs = append(cs, cond{sql: "d.stack_id = ?", args: []any{*filter.StackID}})
 	}
-	return q, nil
+	if filter != nil && filter.IsDeletionMarker != nil {
+		cs = append(cs, cond{sql: "d.is_deletion_marker = ?", args: []any{*filter.IsDeletionMarker}})
+	}
+	return cs, nil
+}
+
+func objectListQuery(db bun.IDB, scope Scope, filter *DeploymentObjectFilter, args ListArgs) (*bun.SelectQuery, error) {
+	cs, err := objectListConds(scope, filter, args.IncludeDeleted)
+	if err != nil {
+		return nil, err
+	}
+	return whereAll(db.NewSelect().Model((*DeploymentObject)(nil)), cs), nil
 }
 
 // ListDeploymentObjects lists visible objects, sequence_id descending.

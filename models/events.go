@@ -48,31 +48,49 @@ func validateShort(field, v string, max int) error {
 	return nil
 }
 
-func eventListQuery(db bun.IDB, scope Scope, filter *AgentEventFilter, args ListArgs) (*bun.SelectQuery, error) {
-	if err := checkIncludeDeleted(scope, args.IncludeDeleted); err != nil {
+// eventListConds are the conditions of an agent-event list over e: scope,
+// liveness and the filter.
+func eventListConds(scope Scope, filter *AgentEventFilter, includeDeleted bool) ([]cond, error) {
+	if err := checkIncludeDeleted(scope, includeDeleted); err != nil {
 		return nil, err
 	}
-	q := db.NewSelect().Model((*AgentEvent)(nil))
-	q = where(q, agentEventScope(scope, "e"))
-	q = where(q, liveCond("e", args.IncludeDeleted))
-	if filter != nil {
-		if filter.AgentID != nil {
-			q = q.Where("e.agent_id = ?", *filter.AgentID)
-		}
-		if filter.DeploymentObjectID != nil {
-			q = q.Where("e.deployment_object_id = ?", *filter.DeploymentObjectID)
-		}
-		if filter.StackID != nil {
-			q = q.Where("e.deployment_object_id IN (SELECT f_d.id FROM deployment_objects AS f_d WHERE f_d.stack_id = ?)", *filter.StackID)
-		}
-		if filter.EventType != nil {
-			q = q.Where("e.event_type = ?", *filter.EventType)
-		}
-		if filter.Status != nil {
-			q = q.Where("e.status = ?", *filter.Status)
+	cs := []cond{agentEventScope(scope, "e"), liveCond("e", includeDeleted)}
+	if filter == nil {
+		return cs, nil
+	}
+	for _, f := range []struct {
+		sql string
+		v   any
+		set bool
+	}{
+		{"e.agent_id = ?", deref(filter.AgentID), filter.AgentID != nil},
+		{"e.deployment_object_id = ?", deref(filter.DeploymentObjectID), filter.DeploymentObjectID != nil},
+		{"e.deployment_object_id IN (SELECT f_d.id FROM deployment_objects AS f_d WHERE f_d.stack_id = ?)", deref(filter.StackID), filter.StackID != nil},
+		{"e.event_type = ?", deref(filter.EventType), filter.EventType != nil},
+		{"e.status = ?", deref(filter.Status), filter.Status != nil},
+	} {
+		if f.set {
+			cs = append(cs, cond{sql: f.sql, args: []any{f.v}})
 		}
 	}
-	return q, nil
+	return cs, nil
+}
+
+// deref is *p, or T's zero value for nil.
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}
+
+func eventListQuery(db bun.IDB, scope Scope, filter *AgentEventFilter, args ListArgs) (*bun.SelectQuery, error) {
+	cs, err := eventListConds(scope, filter, args.IncludeDeleted)
+	if err != nil {
+		return nil, err
+	}
+	return whereAll(db.NewSelect().Model((*AgentEvent)(nil)), cs), nil
 }
 
 // ListAgentEvents lists visible events, newest first ((created_at DESC, id)).
@@ -116,6 +134,21 @@ func DesiredState(ctx context.Context, db bun.IDB, scope Scope, agentID uuid.UUI
 	return m[agentID], nil
 }
 
+// desiredStateFrom is where agents' desired states are read from: their
+// targets (t) while the agent (a) is ACTIVE and live, joined to the live
+// deployment objects (d) of the targeted stacks. DISTINCT ON (t.agent_id,
+// d.stack_id), ordered by sequence descending, keeps each stack's latest.
+const desiredStateFrom = `agent_targets AS t
+		JOIN agents AS a ON a.id = t.agent_id AND a.status = 'ACTIVE' AND a.deleted_at IS NULL
+		JOIN deployment_objects AS d ON d.stack_id = t.stack_id AND d.deleted_at IS NULL`
+
+// desiredStateConds limit desiredStateFrom to the scope: agents it sees,
+// objects it sees.
+func desiredStateConds(scope Scope) []cond {
+	va := visibleAgentIDs(scope)
+	return []cond{{sql: "t.agent_id IN (" + va.sql + ")", args: va.args}, deploymentObjectScope(scope, "d")}
+}
+
 // desiredRow is a deployment object with the agent it is desired for.
 type desiredRow struct {
 	DeploymentObject `bun:",extend"`
@@ -132,12 +165,11 @@ func DesiredStatesByAgents(ctx context.Context, db bun.IDB, scope Scope, agentID
 	if len(agentIDs) == 0 {
 		return out, nil
 	}
-	sc := deploymentObjectScope(scope, "d")
-	va := visibleAgentIDs(scope)
 	if budget.Passed() {
 		return nil, op("DesiredStatesByAgents", "agent", ErrRowBudget)
 	}
-	args := append(append([]any{bun.List(agentIDs)}, va.args...), sc.args...)
+	cs := desiredStateConds(scope)
+	args := append(append([]any{bun.List(agentIDs)}, cs[0].args...), cs[1].args...)
 	limit := ""
 	if n := budget.Limit(); n > 0 {
 		limit = " LIMIT ?"
@@ -145,10 +177,8 @@ func DesiredStatesByAgents(ctx context.Context, db bun.IDB, scope Scope, agentID
 	}
 	var rows []desiredRow
 	err := db.NewRaw(`SELECT DISTINCT ON (t.agent_id, d.stack_id) d.*, t.agent_id AS _for_agent
-		FROM agent_targets AS t
-		JOIN agents AS a ON a.id = t.agent_id AND a.status = 'ACTIVE' AND a.deleted_at IS NULL
-		JOIN deployment_objects AS d ON d.stack_id = t.stack_id AND d.deleted_at IS NULL
-		WHERE t.agent_id IN (?) AND t.agent_id IN (`+va.sql+`) AND (`+sc.sql+`)
+		FROM `+desiredStateFrom+`
+		WHERE t.agent_id IN (?) AND (`+cs[0].sql+`) AND (`+cs[1].sql+`)
 		ORDER BY t.agent_id, d.stack_id, d.sequence_id DESC`+limit, args...).Scan(ctx, &rows)
 	if err == nil {
 		err = budget.Check(len(rows))

@@ -5,7 +5,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/schema"
 )
 
 // These types back GraphQL inputs and small value types; gqlgen autobinds to
@@ -103,9 +104,9 @@ func hasAllLabels(alias, table, parentCol string, labels []string) cond {
 		return condTrue
 	}
 	return cond{
-		sql: alias + ".id IN (SELECT f_l." + parentCol + " FROM " + table + " AS f_l WHERE f_l.label IN (?)" +
+		sql: alias + ".id IN (SELECT f_l." + parentCol + " FROM " + table + " AS f_l WHERE f_l.label = ANY(?)" +
 			" GROUP BY f_l." + parentCol + " HAVING count(*) = ?)",
-		args: []any{bun.In(want), len(want)},
+		args: []any{TextArray(want), len(want)},
 	}
 }
 
@@ -143,6 +144,17 @@ func hasAllAnnotations(alias, table, parentCol string, annotations []*Annotation
 			strings.Join(list, ", ") + ") GROUP BY f_a." + parentCol + " HAVING count(*) = ?)",
 		args: args,
 	}
+}
+
+// TextArray is a list of texts passed as one argument (a PostgreSQL
+// text[], for "= ANY(?)"): bun writes it as an array literal; the read
+// planner sends it as one parameter, so a statement's text does not vary
+// with the list's length.
+type TextArray []string
+
+// AppendQuery writes the array literal (bun).
+func (a TextArray) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
+	return pgdialect.Array([]string(a)).AppendQuery(gen, b)
 }
 
 // distinct returns vs without repeats, in first-seen order.

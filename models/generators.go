@@ -50,22 +50,29 @@ func GetGenerator(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, in
 	return g, nil
 }
 
+// generatorListConds are the conditions of a generator list over g: scope,
+// liveness and the filter.
+func generatorListConds(scope Scope, filter *GeneratorFilter, includeDeleted bool) ([]cond, error) {
+	if err := checkIncludeDeleted(scope, includeDeleted); err != nil {
+		return nil, err
+	}
+	cs := []cond{generatorScope(scope, "g"), liveCond("g", includeDeleted)}
+	if filter != nil && filter.Name != nil {
+		cs = append(cs, cond{sql: "g.name = ?", args: []any{*filter.Name}})
+	}
+	if filter != nil && filter.IsActive != nil {
+		cs = append(cs, cond{sql: "g.is_active = ?", args: []any{*filter.IsActive}})
+	}
+	return cs, nil
+}
+
 // ListGenerators lists generators in (created_at, id) order.
 func ListGenerators(ctx context.Context, db bun.IDB, scope Scope, filter *GeneratorFilter, args ListArgs) (*Page[Generator], error) {
-	if err := checkIncludeDeleted(scope, args.IncludeDeleted); err != nil {
+	cs, err := generatorListConds(scope, filter, args.IncludeDeleted)
+	if err != nil {
 		return nil, op("ListGenerators", "generator", err)
 	}
-	q := db.NewSelect().Model((*Generator)(nil))
-	q = where(q, generatorScope(scope, "g"))
-	q = where(q, liveCond("g", args.IncludeDeleted))
-	if filter != nil {
-		if filter.Name != nil {
-			q = q.Where("g.name = ?", *filter.Name)
-		}
-		if filter.IsActive != nil {
-			q = q.Where("g.is_active = ?", *filter.IsActive)
-		}
-	}
+	q := whereAll(db.NewSelect().Model((*Generator)(nil)), cs)
 	p, err := single(runPage[Generator, generatorRow](ctx, db, q, generatorPage, args, nil))
 	return p, op("ListGenerators", "generator", err)
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/uptrace/bun"
 )
 
 // This file is the one place where tenancy is decided (DESIGN §4). Each
@@ -30,6 +31,14 @@ var (
 // where adds c to any bun query with a Where method.
 func where[Q interface{ Where(string, ...any) Q }](q Q, c cond) Q {
 	return q.Where(c.sql, c.args...)
+}
+
+// whereAll adds every condition of cs to q.
+func whereAll(q *bun.SelectQuery, cs []cond) *bun.SelectQuery {
+	for _, c := range cs {
+		q = where(q, c)
+	}
+	return q
 }
 
 func mk(format, alias string, args ...any) cond {

@@ -80,34 +80,36 @@ func GetStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, includ
 	return s, nil
 }
 
-// stackFilterQuery applies a StackFilter to a query over stacks AS s.
-func stackFilterQuery(q *bun.SelectQuery, filter *StackFilter) *bun.SelectQuery {
+// stackListConds are the conditions of a stack list over s: scope,
+// liveness and the filter (Forbidden for includeDeleted without admin,
+// Invalid for filter lists past their caps, in that order).
+func stackListConds(scope Scope, filter *StackFilter, includeDeleted bool) ([]cond, error) {
+	if err := checkIncludeDeleted(scope, includeDeleted); err != nil {
+		return nil, err
+	}
+	cs := []cond{stackScope(scope, "s"), liveCond("s", includeDeleted)}
 	if filter == nil {
-		return q
+		return cs, nil
+	}
+	if err := checkFilterLists(filter.Labels, filter.Annotations); err != nil {
+		return nil, err
 	}
 	if filter.Name != nil {
-		q = q.Where("s.name = ?", *filter.Name)
+		cs = append(cs, cond{sql: "s.name = ?", args: []any{*filter.Name}})
 	}
 	if filter.GeneratorID != nil {
-		q = q.Where("s.generator_id = ?", *filter.GeneratorID)
+		cs = append(cs, cond{sql: "s.generator_id = ?", args: []any{*filter.GeneratorID}})
 	}
-	q = where(q, hasAllLabels("s", "stack_labels", "stack_id", filter.Labels))
-	return where(q, hasAllAnnotations("s", "stack_annotations", "stack_id", filter.Annotations))
+	return append(cs, hasAllLabels("s", "stack_labels", "stack_id", filter.Labels),
+		hasAllAnnotations("s", "stack_annotations", "stack_id", filter.Annotations)), nil
 }
 
 func stackListQuery(db bun.IDB, scope Scope, filter *StackFilter, args ListArgs) (*bun.SelectQuery, error) {
-	if err := checkIncludeDeleted(scope, args.IncludeDeleted); err != nil {
+	cs, err := stackListConds(scope, filter, args.IncludeDeleted)
+	if err != nil {
 		return nil, err
 	}
-	if filter != nil {
-		if err := checkFilterLists(filter.Labels, filter.Annotations); err != nil {
-			return nil, err
-		}
-	}
-	q := db.NewSelect().Model((*Stack)(nil))
-	q = where(q, stackScope(scope, "s"))
-	q = where(q, liveCond("s", args.IncludeDeleted))
-	return stackFilterQuery(q, filter), nil
+	return whereAll(db.NewSelect().Model((*Stack)(nil)), cs), nil
 }
 
 // ListStacks lists visible stacks in (created_at, id) order. Labels and

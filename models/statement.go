@@ -86,16 +86,23 @@ func scanPrepared(ctx context.Context, db bun.IDB, eff effect, query string, arg
 // A write whose connection died after it was sent is not sent again: it
 // may have been committed. Its error is for Translate (UNAVAILABLE).
 func scanPgx(ctx context.Context, db *sql.DB, eff effect, query string, args, dest []any) error {
-	died, err := scanPgxOnce(ctx, db, query, args, dest)
+	return withPgx(ctx, db, eff, func(c *pgx.Conn) error { return c.QueryRow(ctx, query, args...).Scan(dest...) })
+}
+
+// withPgx runs fn on a pooled connection's pgx.Conn, and once more on
+// another connection under scanPgx's rule (nothing was sent, or a read's
+// connection died under it). fn must be safe to run twice.
+func withPgx(ctx context.Context, db *sql.DB, eff effect, fn func(*pgx.Conn) error) error {
+	died, err := withPgxOnce(ctx, db, fn)
 	if err != nil && ctx.Err() == nil && (pgconn.SafeToRetry(err) || (eff == reads && died)) {
-		_, err = scanPgxOnce(ctx, db, query, args, dest)
+		_, err = withPgxOnce(ctx, db, fn)
 	}
 	return err
 }
 
-// scanPgxOnce runs the query once; died reports that the connection was
-// closed by the failure (database/sql then drops it at once).
-func scanPgxOnce(ctx context.Context, db *sql.DB, query string, args, dest []any) (died bool, err error) {
+// withPgxOnce runs fn once; died reports that the connection was closed by
+// the failure (database/sql then drops it at once).
+func withPgxOnce(ctx context.Context, db *sql.DB, fn func(*pgx.Conn) error) (died bool, err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return false, err
@@ -107,7 +114,7 @@ func scanPgxOnce(ctx context.Context, db *sql.DB, query string, args, dest []any
 			return fmt.Errorf("models: %T is not a pgx connection", dc)
 		}
 		// pgx.ErrNoRows is sql.ErrNoRows to errors.Is.
-		err := c.Conn().QueryRow(ctx, query, args...).Scan(dest...)
+		err := fn(c.Conn())
 		if err != nil && c.Conn().IsClosed() {
 			died = true
 			// Raw hands the error to database/sql, which drops a
