@@ -29,6 +29,7 @@ import (
 
 	"github.com/brokkr/brokkr/auth"
 	"github.com/brokkr/brokkr/graph"
+	"github.com/brokkr/brokkr/graph/readplan"
 	"github.com/brokkr/brokkr/graph/scalar"
 	"github.com/brokkr/brokkr/models"
 )
@@ -198,6 +199,12 @@ func New(cfg Config) (http.Handler, error) {
 	})
 	srv.Use(graph.LoaderExtension{DB: cfg.DB, RowBudget: cfg.RowBudget})
 	srv.Use(m)
+	if !cfg.DisableReadPlanner {
+		// Last, so innermost: everything above has run when it answers.
+		planner := readplan.New(cfg.DB, cfg.RowBudget, logger)
+		srv.Use(planner)
+		m.reg.MustRegister(planner.Collectors()...)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, cfg.Sessions.middleware(authn.Middleware(srv))))))

@@ -1,0 +1,291 @@
+package readplan
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun/schema"
+
+	"github.com/brokkr/brokkr/graph"
+	"github.com/brokkr/brokkr/models"
+)
+
+// Pages. A nested page is read per parent by a LATERAL subquery that stops
+// at first+1 rows of that parent (the extra row says there is a next
+// page), reading only the asked columns; its totalCount, when asked, by a
+// second statement counting per parent, sent in the same round trip. The
+// executor pages with window functions over every row of every parent
+// (models.runPage); the answers are the same.
+
+// pageStatements reads the pages of r for the parents ids (nil: r is a
+// root list, one page).
+func (x *exec) pageStatements(r *rel, ids []uuid.UUID) ([]*stmt, error) {
+	t, b := r.spec.target, &builder{db: x.db}
+	a := t.table.Alias()
+	inner := b.where(b.sel(tableNames[t.table], a).ColumnExpr(columns(t, r.cols, a)), r.conds...)
+	var q schema.QueryAppender
+	var read func(pgx.Rows) error
+	if ids == nil {
+		inner = b.where(inner, r.after).OrderExpr(orders[t].OrderBy(a))
+		n := r.first + 1
+		if l := x.budget.Limit(); l > 0 {
+			n = min(n, l)
+		}
+		q = b.limited(inner, n)
+		read = x.rootRows(r)
+	} else {
+		inner = b.where(inner.Where(a+"."+r.spec.parentCol+" = parent.id"), r.after).OrderExpr(orders[t].OrderBy(a))
+		outer := b.db.NewSelect().ColumnExpr("parent.id").ColumnExpr("x.*").
+			TableExpr("unnest(?::uuid[]) AS parent(id)", b.p(ids)).
+			Join("JOIN LATERAL (? LIMIT ?) AS x ON TRUE", inner, b.p(r.first+1))
+		q = b.limited(outer, x.limit())
+		read = x.grouped(r, t, x.addRow(r))
+	}
+	s, err := b.stmt(q, read)
+	if err != nil || !(r.total || r.args.after != nil) {
+		return one(s, err)
+	}
+	c, err := x.countStatement(r, ids)
+	if err != nil {
+		return nil, err
+	}
+	return []*stmt{s, c}, nil
+}
+
+// addRow adds a row to its parent's page: the first `first`, then the
+// look-ahead row that says there is a next page.
+func (x *exec) addRow(r *rel) func(parent uuid.UUID, o any) {
+	res := x.res[r.idx]
+	return func(parent uuid.UUID, o any) {
+		res.read++
+		v := res.by[parent]
+		if v == nil {
+			v = &value{page: &page{}}
+			res.by[parent] = v
+		}
+		if len(v.page.rows) == r.first {
+			v.page.hasNext = true
+			return
+		}
+		v.page.rows = append(v.page.rows, o)
+	}
+}
+
+func (x *exec) rootRows(r *rel) func(pgx.Rows) error {
+	add := x.addRow(r)
+	return func(rows pgx.Rows) error {
+		sc := newScanner(r.spec.target, r.cols)
+		for rows.Next() {
+			o, err := sc.next(rows)
+			if err != nil {
+				return err
+			}
+			add(uuid.Nil, o)
+		}
+		return nil
+	}
+}
+
+// countStatement counts each parent's rows, and those not after the
+// cursor: the executor's statement reads one more row for a parent that
+// has some (it carries the count), which the row budget counts.
+func (x *exec) countStatement(r *rel, ids []uuid.UUID) (*stmt, error) {
+	t, b := r.spec.target, &builder{db: x.db}
+	a := t.table.Alias()
+	q := b.sel(tableNames[t.table], a)
+	if ids != nil {
+		q = q.ColumnExpr(a+"."+r.spec.parentCol).Where(a+"."+r.spec.parentCol+" = ANY(?::uuid[])", b.p(ids)).
+			GroupExpr(a + "." + r.spec.parentCol)
+	}
+	q = q.ColumnExpr("count(*)")
+	if r.args.after != nil {
+		q = q.ColumnExpr("count(*) FILTER (WHERE NOT ("+r.after.SQL+"))", b.params(r.after.Args)...)
+	} else {
+		q = q.ColumnExpr("0")
+	}
+	res := x.res[r.idx]
+	res.counts = map[uuid.UUID][2]int{}
+	return b.stmt(b.where(q, r.conds...), func(rows pgx.Rows) error {
+		var parent uuid.UUID
+		var n [2]int
+		dests := []any{&n[0], &n[1]}
+		if ids != nil {
+			dests = append([]any{&parent}, dests...)
+		}
+		for rows.Next() {
+			if err := rows.Scan(dests...); err != nil {
+				return err
+			}
+			res.counts[parent] = n
+		}
+		return nil
+	})
+}
+
+// finishPages gives every parent its page: its count, its cursors, and
+// the rows the executor's statement would have read.
+func (x *exec) finishPages(r *rel, keys map[uuid.UUID]struct{}) {
+	res := x.res[r.idx]
+	order := orders[r.spec.target]
+	for k := range keys {
+		v := res.by[k]
+		if v == nil {
+			v = &value{page: &page{}}
+			res.by[k] = v
+		}
+		n := res.counts[k]
+		v.page.total = n[0]
+		if r.args.after != nil && n[1] > 0 {
+			res.read++
+		}
+		if !r.cursors {
+			continue
+		}
+		pg := v.page
+		pg.cursors = make([]string, len(pg.rows))
+		for i, o := range pg.rows {
+			pg.cursors[i] = order.Cursor(r.spec.target.key(o))
+		}
+		if len(pg.cursors) > 0 {
+			pg.end = &pg.cursors[len(pg.cursors)-1]
+		}
+	}
+}
+
+// targetStatement reads the parents' whole target lists (the executor
+// reads them whole and pages them itself: graph.SlicePage).
+func (x *exec) targetStatement(r *rel, ids []uuid.UUID) ([]*stmt, error) {
+	b := &builder{db: x.db}
+	all := colset(0)
+	for _, c := range targetType.cols {
+		all |= c.bit
+	}
+	q := b.sel("agent_targets", "t").ColumnExpr(columns(targetType, all, "t")).
+		Where("t."+r.spec.parentCol+" = ANY(?::uuid[])", b.p(ids))
+	q = b.where(q, r.conds...).OrderExpr("t.created_at, t.id")
+	res := x.res[r.idx]
+	return one(b.stmt(b.limited(q, x.limit()), func(rows pgx.Rows) error {
+		sc := newScanner(targetType, all)
+		for rows.Next() {
+			o, err := sc.next(rows)
+			if err != nil {
+				return err
+			}
+			res.read++
+			t := o.(*models.AgentTarget)
+			parent := t.StackID
+			if r.spec.parentCol == "agent_id" {
+				parent = t.AgentID
+			}
+			v := res.by[parent]
+			if v == nil {
+				v = &value{}
+				res.by[parent] = v
+			}
+			v.all = append(v.all, t)
+		}
+		return nil
+	}))
+}
+
+func targetID(t *models.AgentTarget) uuid.UUID { return t.ID }
+
+// finishTargets pages each parent's targets as the executor does.
+func (x *exec) finishTargets(r *rel, keys map[uuid.UUID]struct{}) {
+	res := x.res[r.idx]
+	for k := range keys {
+		v := res.by[k]
+		if v == nil {
+			v = &value{}
+			res.by[k] = v
+		}
+		v.targets, v.err = graph.SlicePage(v.all, targetID, r.args.first, r.args.after)
+		if v.err != nil || r.spec.kind != kindTargets {
+			continue
+		}
+		p := v.targets
+		v.page = &page{rows: make([]any, len(p.Nodes)), cursors: p.Cursors, hasNext: p.HasNextPage, end: p.EndCursor, total: p.TotalCount}
+		for i, t := range p.Nodes {
+			v.page.rows[i] = t
+		}
+	}
+}
+
+// via is the id of the row behind a target.
+func via(r *rel, t *models.AgentTarget) uuid.UUID {
+	if r.spec.via == "agent_id" {
+		return t.AgentID
+	}
+	return t.StackID
+}
+
+// behindKeys are the rows behind the targets of the pages.
+func (x *exec) behindKeys(r *rel) map[uuid.UUID]struct{} {
+	out := map[uuid.UUID]struct{}{}
+	for _, v := range x.res[r.idx].by {
+		if v.targets != nil {
+			for _, t := range v.targets.Nodes {
+				out[via(r, t)] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+func (x *exec) behindRows(r *rel) func(pgx.Rows) error {
+	res := x.res[r.idx]
+	res.behind = map[uuid.UUID]any{}
+	return func(rows pgx.Rows) error {
+		sc := newScanner(r.spec.target, r.cols)
+		for rows.Next() {
+			o, err := sc.next(rows)
+			if err != nil {
+				return err
+			}
+			res.behind[r.spec.target.id(o)] = o
+		}
+		return nil
+	}
+}
+
+// finishMapped turns each page of targets into the page of the rows
+// behind them as the executor does (graph.mapPage): a row the scope does
+// not see is left out and not counted, its target's cursor kept as the
+// end cursor.
+func (x *exec) finishMapped(r *rel) {
+	res := x.res[r.idx]
+	for _, v := range res.by {
+		p := v.targets
+		if p == nil {
+			continue
+		}
+		pg := &page{hasNext: p.HasNextPage, end: p.EndCursor, total: p.TotalCount}
+		for i, t := range p.Nodes {
+			o := res.behind[via(r, t)]
+			if o == nil {
+				pg.total--
+				continue
+			}
+			pg.rows = append(pg.rows, o)
+			pg.cursors = append(pg.cursors, p.Cursors[i])
+		}
+		v.page = pg
+	}
+}
+
+// finishDesired orders each agent's desired state by sequence.
+func (x *exec) finishDesired(r *rel, keys map[uuid.UUID]struct{}) {
+	res := x.res[r.idx]
+	for k := range keys {
+		v := res.by[k]
+		if v == nil {
+			res.by[k] = &value{}
+			continue
+		}
+		slices.SortFunc(v.objs, func(a, b any) int {
+			return cmp.Compare(a.(*models.DeploymentObject).SequenceID, b.(*models.DeploymentObject).SequenceID)
+		})
+	}
+}

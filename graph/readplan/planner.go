@@ -1,0 +1,131 @@
+// Package readplan is Brokkr's compiled read path (DESIGN §8): a gqlgen
+// extension that answers the query operations it understands itself, with
+// one statement per relation per level of the query, built with bun, sent
+// prepared and in one round trip per level through pgx, reading only the
+// columns asked for, and the JSON answer written directly, byte for byte
+// the executor's. gqlgen still parses, validates, authenticates, limits
+// and rate-limits every operation first; anything the planner does not
+// understand (introspection, @defer, an argument only the executor can
+// refuse in its words, a field it does not know) goes to gqlgen's executor
+// whole, and is counted in brokkr_read_planner_fallbacks_total.
+//
+// Files: walk.go (the operation into a plan), rel.go and schema.go (the
+// relations and types it knows), sql.go, stmts.go and pages.go (the
+// statements), run.go (sending them), exec.go (levels, the row budget),
+// write.go and json.go (the answer).
+package readplan
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/brokkr/brokkr/auth"
+	"github.com/brokkr/brokkr/graph"
+	"github.com/brokkr/brokkr/models"
+)
+
+// Planner is the extension. Register it after graph.Guard and
+// graph.LoaderExtension: it is a response interceptor that answers
+// without calling the executor, so everything before it has run.
+type Planner struct {
+	db        *bun.DB
+	rowBudget int
+	logger    *slog.Logger
+	planned   prometheus.Counter
+	fallbacks *prometheus.CounterVec
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.ResponseInterceptor
+} = (*Planner)(nil)
+
+// New returns a planner reading db, with a row budget of rowBudget rows
+// per answer (0 or less: none), as graph.LoaderExtension's.
+func New(db *bun.DB, rowBudget int, logger *slog.Logger) *Planner {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Planner{db: db, rowBudget: rowBudget, logger: logger,
+		planned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "brokkr_read_planner_planned_total",
+			Help: "Query operations answered by the read planner.",
+		}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "brokkr_read_planner_fallbacks_total",
+			Help: "Query operations the read planner left to gqlgen's executor, by reason.",
+		}, []string{"reason"}),
+	}
+}
+
+// Collectors are the planner's metrics.
+func (p *Planner) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{p.planned, p.fallbacks}
+}
+
+func (*Planner) ExtensionName() string                   { return "BrokkrReadPlanner" }
+func (*Planner) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (p *Planner) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	oc := graphql.GetOperationContext(ctx)
+	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query {
+		return next(ctx) // mutations and subscriptions are the executor's
+	}
+	scope, ok := auth.ForContext(ctx)
+	if !ok {
+		return p.fallback(ctx, next, "unauthenticated")
+	}
+	pl, reason := walk(ctx, oc, scope)
+	if reason != "" {
+		return p.fallback(ctx, next, reason)
+	}
+	resp, err := p.answer(ctx, pl)
+	if err != nil {
+		p.logger.ErrorContext(ctx, "readplan: planner failed; the executor answers", "err", err)
+		return p.fallback(ctx, next, "panic")
+	}
+	p.planned.Inc()
+	return resp
+}
+
+func (p *Planner) fallback(ctx context.Context, next graphql.ResponseHandler, reason string) *graphql.Response {
+	p.fallbacks.WithLabelValues(reason).Inc()
+	return next(ctx)
+}
+
+// answer executes a plan and writes its answer. A panic is returned as an
+// error (nothing of the answer has been sent yet: the executor answers).
+func (p *Planner) answer(ctx context.Context, pl *plan) (resp *graphql.Response, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+		}
+	}()
+	var x *exec
+	rerr := models.ReadPgx(ctx, p.db, func(c *pgx.Conn) error {
+		x = newExec(pl, p.db, p.rowBudget)
+		return x.run(ctx, c)
+	})
+	if x == nil { // no connection: every root field fails
+		x = newExec(pl, p.db, p.rowBudget)
+		if len(pl.levels) > 0 {
+			x.fail(0, rerr)
+		}
+	}
+	if x.refused != "" {
+		return &graphql.Response{Errors: gqlerror.List{graph.BudgetError(x.budget.Max(), x.refused)}}, nil
+	}
+	ctx = graphql.WithFreshResponseContext(ctx)
+	w := &writer{x: x, ctx: ctx}
+	data := w.answer(pl.root)
+	return &graphql.Response{Data: data, Errors: graphql.GetErrors(ctx)}, nil
+}
