@@ -2,6 +2,9 @@ package api_test
 
 import (
 	"context"
+	"io"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -103,20 +106,42 @@ func dashboardVars(g, s, o, e int) map[string]any {
 
 // The dashboard query costs a number of statements set by its shape
 // (depth and distinct nested fields), never by its rows: 20 × 10 × 10 × 5
-// rows cost exactly what 1 × 1 × 1 × 1 costs.
+// rows cost exactly what 1 × 1 × 1 × 1 costs. So it does on both read
+// paths: gqlgen's executor with its loaders (statements seen by a bun
+// query hook), and the read planner (which sends its statements through
+// pgx itself and counts them in its metrics), whose statements of one
+// level go in one round trip.
 func TestDashboardStatementsBoundedByDepth(t *testing.T) {
 	t.Parallel()
+	for _, planner := range []bool{true, false} {
+		t.Run(map[bool]string{true: "planner", false: "executor"}[planner], func(t *testing.T) {
+			t.Parallel()
+			testDashboardStatements(t, api.Config{DisableReadPlanner: !planner})
+		})
+	}
+}
+
+func testDashboardStatements(t *testing.T, cfg api.Config) {
 	count := func(g, s, o, e int) (int, map[string]any, []string) {
 		db := dbtest.New(t)
 		seedDashboard(t, db.Bun, g, s, o, e)
 		var adminKey string
-		env := setupOn(t, db, api.Config{}, &adminKey)
+		env := setupOn(t, db, cfg, &adminKey)
 		c := &statementCounter{}
 		db.Bun.AddQueryHook(c)
+		planned, batches := env.metric(t, "brokkr_read_planner_statements_total"), env.metric(t, "brokkr_read_planner_batches_total")
 		c.start()
 		d := env.ok(t, adminKey, dashboardQuery, dashboardVars(g, s, o, e))
 		stmts := c.stop()
-		return len(stmts), d, stmts
+		planned = env.metric(t, "brokkr_read_planner_statements_total") - planned
+		batches = env.metric(t, "brokkr_read_planner_batches_total") - batches
+		if cfg.DisableReadPlanner == (planned > 0) || (planned > 0 && len(stmts) > 0) {
+			t.Fatalf("planner off: %v; %v planned statements, %d through bun", cfg.DisableReadPlanner, planned, len(stmts))
+		}
+		if planned > 0 && batches != 5 {
+			t.Fatalf("%v planned statements in %v round trips, want one round trip per level (5)", planned, batches)
+		}
+		return len(stmts) + int(planned), d, stmts
 	}
 	small, _, smallStmts := count(1, 1, 1, 1)
 	big, d, bigStmts := count(20, 10, 10, 5)
@@ -158,6 +183,26 @@ func TestDashboardStatementsBoundedByDepth(t *testing.T) {
 		t.Fatalf("statements: %d (small) vs %d (big), bound %d\nsmall:\n%s\nbig:\n%s",
 			small, big, bound, heads(smallStmts), heads(bigStmts))
 	}
+}
+
+// metric is the value of a counter on the server's /metrics (0 when absent).
+func (e *env) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	resp, err := e.srv.Client().Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(string(raw))
+	if m == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // heads lists statements one per line, each cut to its first 160 bytes.

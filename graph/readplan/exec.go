@@ -20,6 +20,7 @@ import (
 type exec struct {
 	p      *plan
 	db     *bun.DB
+	m      *metrics
 	budget *models.RowBudget
 	res    []*result // by rel.idx
 	// refused is the connection where the row budget ran out ("": not).
@@ -66,8 +67,8 @@ type page struct {
 	total   int
 }
 
-func newExec(p *plan, db *bun.DB, budget int) *exec {
-	x := &exec{p: p, db: db, budget: models.NewRowBudget(budget), res: make([]*result, len(p.rels)), failedAt: -1}
+func newExec(p *plan, db *bun.DB, budget int, m *metrics) *exec {
+	x := &exec{p: p, db: db, m: m, budget: models.NewRowBudget(budget), res: make([]*result, len(p.rels)), failedAt: -1}
 	for i := range x.res {
 		x.res[i] = &result{by: map[uuid.UUID]*value{}}
 	}
@@ -86,7 +87,7 @@ func (x *exec) run(ctx context.Context, c *pgx.Conn) error {
 			}
 			stmts = append(stmts, s...)
 		}
-		if err := send(ctx, c, stmts); err != nil {
+		if err := send(ctx, c, stmts, x.m); err != nil {
 			return x.fail(lv, err)
 		}
 		for _, ph := range phases {

@@ -42,6 +42,12 @@ type Planner struct {
 	logger    *slog.Logger
 	planned   prometheus.Counter
 	fallbacks *prometheus.CounterVec
+	m         *metrics
+}
+
+// metrics count what the planner sends PostgreSQL.
+type metrics struct {
+	statements, batches, prepares prometheus.Counter
 }
 
 var _ interface {
@@ -64,21 +70,47 @@ func New(db *bun.DB, rowBudget int, logger *slog.Logger) *Planner {
 			Name: "brokkr_read_planner_fallbacks_total",
 			Help: "Query operations the read planner left to gqlgen's executor, by reason.",
 		}, []string{"reason"}),
+		m: &metrics{
+			statements: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "brokkr_read_planner_statements_total",
+				Help: "Statements the read planner ran.",
+			}),
+			batches: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "brokkr_read_planner_batches_total",
+				Help: "Round trips of the read planner's statements (one per level of a query).",
+			}),
+			prepares: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "brokkr_read_planner_prepares_total",
+				Help: "Statements the read planner prepared (once per connection and statement text).",
+			}),
+		},
 	}
 }
 
 // Collectors are the planner's metrics.
 func (p *Planner) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{p.planned, p.fallbacks}
+	return []prometheus.Collector{p.planned, p.fallbacks, p.m.statements, p.m.batches, p.m.prepares}
 }
 
 func (*Planner) ExtensionName() string                   { return "BrokkrReadPlanner" }
 func (*Planner) Validate(graphql.ExecutableSchema) error { return nil }
 
+// answeredKey marks an operation the planner has answered (in its
+// OperationContext's Stats, which extensions keep their data in).
+const answeredKey = "brokkr.readplan.answered"
+
 func (p *Planner) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	if !graphql.HasOperationContext(ctx) || len(graphql.GetErrors(ctx)) > 0 {
+		return next(ctx) // an error answered outside execution (DispatchError)
+	}
 	oc := graphql.GetOperationContext(ctx)
-	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query {
+	if oc.Operation == nil || oc.Operation.Operation != ast.Query {
 		return next(ctx) // mutations and subscriptions are the executor's
+	}
+	if oc.Stats.GetExtension(answeredKey) != nil {
+		// A transport asks for responses until there are none (a
+		// websocket's next, then complete): a query has one.
+		return nil
 	}
 	scope, ok := auth.ForContext(ctx)
 	if !ok {
@@ -94,6 +126,7 @@ func (p *Planner) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 		return p.fallback(ctx, next, "panic")
 	}
 	p.planned.Inc()
+	oc.Stats.SetExtension(answeredKey, true)
 	return resp
 }
 
@@ -112,11 +145,11 @@ func (p *Planner) answer(ctx context.Context, pl *plan) (resp *graphql.Response,
 	}()
 	var x *exec
 	rerr := models.ReadPgx(ctx, p.db, func(c *pgx.Conn) error {
-		x = newExec(pl, p.db, p.rowBudget)
+		x = newExec(pl, p.db, p.rowBudget, p.m)
 		return x.run(ctx, c)
 	})
 	if x == nil { // no connection: every root field fails
-		x = newExec(pl, p.db, p.rowBudget)
+		x = newExec(pl, p.db, p.rowBudget, p.m)
 		if len(pl.levels) > 0 {
 			x.fail(0, rerr)
 		}

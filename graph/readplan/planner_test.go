@@ -2,9 +2,14 @@ package readplan_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/brokkr/brokkr/api"
+	"github.com/brokkr/brokkr/graph/readplan"
 )
 
 var roles = []string{"admin", "genA", "genB", "agent1", "agent2"}
@@ -143,4 +148,96 @@ func TestPlannerCursors(t *testing.T) {
 		}
 	}
 	f.allPlanned(t)
+}
+
+// The row budget: the same answers, and the same refusals, at every
+// budget from one row up. Which connection a refusal names is compared
+// apart: when sibling relations pass the budget together, the executor
+// names whichever of them its goroutines spend last (it varies from run to
+// run: measured, three different names in 30 runs of one query), and the
+// planner the first in document order (TestPlannerNamesFirstConnection).
+func TestPlannerRowBudget(t *testing.T) {
+	t.Parallel()
+	queries := []string{
+		`{ generators { nodes { name stacks { nodes { name labels deploymentObjects(first: 2) { nodes { sequenceId events { nodes { id agent { name } } } } } } } } } }`,
+		`{ stacks { totalCount nodes { targets { totalCount } agents { nodes { name labels } } latestDeploymentObject { id } generator { name } } } }`,
+		`{ agents { nodes { desiredState { id stack { name } } annotations { key } stacks(first: 1) { nodes { name } } } } }`,
+		`{ stack(id: "%A1%") { labels annotations { key } } viewer { role } }`,
+	}
+	refusals := 0
+	for budget := 1; budget <= 40; budget += 3 {
+		f := newFixture(t, api.Config{RowBudget: budget})
+		for _, q := range queries {
+			q = strings.ReplaceAll(q, "%A1%", f.ids["A1"].String())
+			for _, role := range []string{"admin", "agent1"} {
+				_, pb := post(t, f.planned, f.keys[role], q, nil)
+				_, eb := post(t, f.executor, f.keys[role], q, nil)
+				if refused(pb) {
+					refusals++
+				}
+				if !equalAnswers(t, anyConnection(pb), anyConnection(eb)) {
+					t.Errorf("budget %d, %s: %s\nplanner:  %s\nexecutor: %s", budget, role, q, pb, eb)
+				}
+			}
+		}
+		f.allPlanned(t)
+	}
+	if refusals == 0 {
+		t.Fatal("no query passed the budget")
+	}
+}
+
+var connectionName = regexp.MustCompile(`reaches the [^ ]* connection|"connection":"[^"]*"`)
+
+func refused(answer []byte) bool { return strings.Contains(string(answer), "ROW_BUDGET_EXCEEDED") }
+
+// anyConnection is an answer with the connection a refusal names blanked.
+func anyConnection(answer []byte) []byte {
+	return connectionName.ReplaceAll(answer, []byte("…"))
+}
+
+// The planner names the first connection, in document order, of the level
+// at which the budget runs out.
+func TestPlannerNamesFirstConnection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, api.Config{RowBudget: 4})
+	q := `{ stack(id: "%s") { a: labels b: annotations { key } } }`
+	_, b := post(t, f.planned, f.keys["admin"], fmt.Sprintf(q, f.ids["A1"]), nil)
+	// stack A1: 1 row, its labels 2 rows, its annotations 2 rows.
+	want := `{"errors":[{"message":"By the time this query reaches the stack.b connection, it reads more than 4 rows, ` +
+		"the row budget of one request: pass a smaller `first` to that connection, or to one above it.\"," +
+		`"extensions":{"code":"ROW_BUDGET_EXCEEDED","connection":"stack.b","rowBudget":4}}],"data":null}`
+	if string(b) != want {
+		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+	q = `{ stack(id: "%s") { b: annotations { key } a: labels } }`
+	_, b = post(t, f.planned, f.keys["admin"], fmt.Sprintf(q, f.ids["A1"]), nil)
+	if !strings.Contains(string(b), `"connection":"stack.a"`) {
+		t.Fatalf("got %s", b)
+	}
+}
+
+// Each budgeted statement asks for the rows left plus one, as the
+// executor's do: the events' statement, after 2 generators, 3 stacks and
+// 6 objects were spent of 20 rows, asks for 10. (Not parallel: the hook
+// sees every planner of the process.)
+func TestPlannerAsksForRowsLeft(t *testing.T) {
+	f := newFixture(t, api.Config{RowBudget: 20})
+	var mu sync.Mutex
+	var limits []any
+	readplan.OnSend(func(sql string, args []any) {
+		if strings.Contains(sql, "FROM agent_events AS e") && strings.Contains(sql, "LATERAL") {
+			mu.Lock()
+			limits = append(limits, args[len(args)-1])
+			mu.Unlock()
+		}
+	})
+	defer readplan.OnSend(nil)
+	q := `{ generators { nodes { stacks { nodes { deploymentObjects(first: 2) { nodes { events { nodes { id } } } } } } } } }`
+	f.same(t, "admin", q, nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(limits) != 1 || limits[0] != 10 {
+		t.Fatalf("the events' statement asked for %v rows, want [10]", limits)
+	}
 }

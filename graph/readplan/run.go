@@ -3,6 +3,7 @@ package readplan
 import (
 	"container/list"
 	"context"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -45,7 +46,7 @@ func preparedOn(c *pgx.Conn) *prepared {
 }
 
 // prepare makes sure c has sql prepared.
-func prepare(ctx context.Context, c *pgx.Conn, sql string) error {
+func prepare(ctx context.Context, c *pgx.Conn, sql string, m *metrics) error {
 	p := preparedOn(c)
 	if e, ok := p.at[sql]; ok {
 		p.order.MoveToFront(e)
@@ -62,18 +63,28 @@ func prepare(ctx context.Context, c *pgx.Conn, sql string) error {
 	if _, err := c.Prepare(ctx, sql, sql); err != nil {
 		return err
 	}
+	m.prepares.Inc()
 	p.at[sql] = p.order.PushFront(sql)
 	return nil
 }
 
+// onSend, set by tests, sees every statement sent.
+var onSend atomic.Pointer[func(sql string, args []any)]
+
 // send runs stmts in one round trip, each read by its read function.
-func send(ctx context.Context, c *pgx.Conn, stmts []*stmt) error {
+func send(ctx context.Context, c *pgx.Conn, stmts []*stmt, m *metrics) error {
 	if len(stmts) == 0 {
 		return nil
 	}
+	m.batches.Inc()
+	m.statements.Add(float64(len(stmts)))
 	b := &pgx.Batch{}
+	observe := onSend.Load()
 	for _, s := range stmts {
-		if err := prepare(ctx, c, s.sql); err != nil {
+		if observe != nil {
+			(*observe)(s.sql, s.args)
+		}
+		if err := prepare(ctx, c, s.sql, m); err != nil {
 			return err
 		}
 		b.Queue(s.sql, s.args...)
