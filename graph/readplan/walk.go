@@ -43,20 +43,20 @@ type selection struct {
 type fieldKind uint8
 
 const (
-	fTypename fieldKind = iota
-	fScalar             // a column of the object
-	fRel                // a relation
-	fNodes              // connection.nodes
-	fEdges              // connection.edges
-	fPageInfo           // connection.pageInfo
-	fTotal              // connection.totalCount
-	fCursor             // edge.cursor
-	fNode               // edge.node
-	fHasNext            // pageInfo.hasNextPage
-	fEndCursor          // pageInfo.endCursor
-	fRole               // viewer.role
-	fKey                // annotation.key
-	fValue              // annotation.value
+	fTypename  fieldKind = iota
+	fScalar              // a column of the object
+	fRel                 // a relation
+	fNodes               // connection.nodes
+	fEdges               // connection.edges
+	fPageInfo            // connection.pageInfo
+	fTotal               // connection.totalCount
+	fCursor              // edge.cursor
+	fNode                // edge.node
+	fHasNext             // pageInfo.hasNextPage
+	fEndCursor           // pageInfo.endCursor
+	fRole                // viewer.role
+	fKey                 // annotation.key
+	fValue               // annotation.value
 )
 
 // field is one field of a selection.
