@@ -133,6 +133,14 @@ func corpusRoots(f *diffFixture) []diffCase {
 			vars: map[string]any{"id": f.id("agent:edge-2")}},
 		{name: "agentEvents", want: adminOK, query: `{ agentEvents ` + conn(eventScalars+` agent { id name } deploymentObject { id sequenceId }`) + ` }`},
 		{name: "introspection", get: true, query: `{ __typename __type(name: "Stack") { name kind fields { name } } __schema { queryType { name } } }`},
+		{name: "introspection next to data", query: `{ __type(name: "AgentStatus") { enumValues { name } } agents(first: 2) { nodes { name status } } }`},
+		// Not reads: both servers must leave them to the executor. Neither
+		// writes (unknown ids), so the data stays the same.
+		{name: "a mutation that fails", want: map[string]string{"admin": "NOT_FOUND", "edge-1": "FORBIDDEN"},
+			query: fmt.Sprintf(`mutation { updateStack(id: %q, input: {name: "x"}) { id name labels } }`, unknownID)},
+		{name: "a query and a mutation, the query chosen", op: "Read", query: fmt.Sprintf(`query Read { stacks(first: 1) { nodes { name } } }
+			mutation Write { removeStackLabel(stackId: %q, label: "x") { id } }`, unknownID)},
+		{name: "a subscription over HTTP", roles: []string{"admin", "edge-1"}, query: `subscription { agentEvents { id } }`},
 	}
 }
 
@@ -252,14 +260,15 @@ func corpusPaging(f *diffFixture, cur map[string]string) []diffCase {
 		"deploymentObjects": `query($a: String) { deploymentObjects(first: 3, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { sequenceId } } }`,
 		"agents":            `query($a: String) { agents(first: 2, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { name } } }`,
 		"agentEvents":       `query($a: String) { agentEvents(first: 4, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { id } } }`,
-		"nested": `query($a: String, $s: ID!, $g: ID!, $ag: ID!) {
+		"nested": `query($a: String, $s: ID!, $g: ID!, $ag: ID!, $o: ID!) {
 			stack(id: $s) { deploymentObjects(first: 2, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { sequenceId } }
 				targets(first: 1, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { id } }
 				agents(first: 1, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { id } } }
 			generator(id: $g) { stacks(first: 2, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { id } } }
 			agent(id: $ag) { events(first: 2, after: $a) { pageInfo { hasNextPage endCursor } nodes { id } }
 				stacks(first: 1, after: $a) { pageInfo { hasNextPage endCursor } nodes { id } }
-				targets(first: 1, after: $a) { pageInfo { hasNextPage endCursor } nodes { id } } } }`,
+				targets(first: 1, after: $a) { pageInfo { hasNextPage endCursor } nodes { id } } }
+			deploymentObject(id: $o) { events(first: 1, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { id } } } }`,
 	}
 	after := append(names, "garbage", "empty", "seq-far", "seq-negative", "created-past", "created-future", "event-past", "wrong-tag", "bad-base64")
 	made := map[string]string{"garbage": "garbage", "empty": "", "seq-far": seqCursor(1 << 40), "seq-negative": seqCursor(-5),
@@ -279,7 +288,7 @@ func corpusPaging(f *diffFixture, cur map[string]string) []diffCase {
 			}
 			vars := map[string]any{"a": c}
 			if list == "nested" {
-				vars["s"], vars["g"], vars["ag"] = f.id("stack:alpha/web"), f.id("gen:alpha"), f.id("agent:edge-1")
+				vars["s"], vars["g"], vars["ag"], vars["o"] = f.id("stack:alpha/web"), f.id("gen:alpha"), f.id("agent:edge-1"), f.id("obj:alpha/web#1")
 			}
 			cs = append(cs, diffCase{name: "after " + a + " in " + list, query: lists[list], vars: vars,
 				roles: []string{"admin", "alpha"}})
