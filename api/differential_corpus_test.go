@@ -338,6 +338,26 @@ func corpusDocuments(f *diffFixture) []diffCase {
 				"ann": []map[string]any{{"key": "team", "value": "core"}}}, roles: []string{"admin", "alpha"}},
 		{name: "variable defaults", query: `query($first: Int = 2, $f: StackFilter = {name: "web"}, $inc: Boolean = false) {
 			stacks(first: $first, filter: $f, includeDeleted: $inc) { totalCount nodes { name } } }`},
+		{name: "explicit nulls", want: allOK, query: `{ stacks(first: null, after: null, filter: null, includeDeleted: null) { totalCount nodes { name } }
+			agents(filter: {name: null, labels: null, annotations: null, status: null}) { totalCount nodes { events(first: null, filter: null) { totalCount } } } }`},
+		{name: "null and absent variables", query: `query($first: Int, $gone: Int, $inc: Boolean) {
+			a: stacks(first: $first) { totalCount pageInfo { hasNextPage } } b: stacks(first: $gone, includeDeleted: $inc) { totalCount pageInfo { hasNextPage } } }`,
+			vars: map[string]any{"first": nil, "inc": nil}},
+		{name: "single values coerced to lists", query: `query($l: [String!], $a: [AnnotationInput!]) {
+			a: stacks(filter: {labels: "prod", annotations: {key: "team", value: "core"}}) { totalCount }
+			b: stacks(filter: {labels: $l, annotations: $a}) { totalCount } }`,
+			vars: map[string]any{"l": "eu", "a": map[string]any{"key": "team", "value": "core"}}},
+		{name: "an annotation variable in a list", query: `query($a: AnnotationInput!, $b: AnnotationInput!) {
+			agents(filter: {annotations: [$a, $b]}) { totalCount nodes { name } } }`,
+			vars: map[string]any{"a": map[string]any{"key": "region", "value": "eu"}, "b": map[string]any{"key": "rack", "value": "r1"}}},
+		{name: "escapes in arguments", want: allOK, query: `{ stacks(filter: {name: "w\u0065b"}) { totalCount } s: stacks(filter: {name: "büro \"q\" <x> \\ \u2028 🚀"}) { nodes { name labels annotations { key value } } }
+			l: stacks(filter: {labels: ["\u00fcn\u00ef"], annotations: [{key: "ключ", value: "値"}]}) { totalCount } }`},
+		{name: "block string argument", query: "{ stacks(filter: {name: \"\"\"\n    web\n\"\"\"}) { totalCount } }"},
+		{name: "duplicate labels and annotation keys in a filter", query: `{ stacks(filter: {labels: ["prod", "prod"], annotations: [{key: "team", value: "core"}, {key: "team", value: "platform"}]}) { totalCount } }`},
+		{name: "101 labels in a filter", want: badInput, roles: []string{"admin", "alpha"}, query: `query($l: [String!]) { stacks(filter: {labels: $l}) { totalCount } }`,
+			vars: map[string]any{"l": manyLabels(101)}},
+		{name: "100 labels in a filter", want: allOK, roles: []string{"admin", "alpha"}, query: `query($l: [String!]) { stacks(filter: {labels: $l}) { totalCount } }`,
+			vars: map[string]any{"l": manyLabels(100)}},
 		{name: "operation chosen by name", op: "Second", want: allOK, query: `query First { agents { totalCount } } query Second { stacks { totalCount } }`},
 		{name: "mixed roots", query: `query($g: ID!, $s: ID!, $o: ID!, $a: ID!, $e: ID!) { viewer { role } generator(id: $g) { name } stack(id: $s) { name }
 			deploymentObject(id: $o) { sequenceId } agent(id: $a) { name } agentEvents(filter: {deploymentObjectId: $o}) { nodes { id } }
@@ -452,6 +472,14 @@ func corpusBudget(f *diffFixture) []diffCase {
 		{name: "budget: one parent", budget: true, query: `query($id: ID!) { agent(id: $id) { events(first: 100) { nodes { id } } } }`,
 			vars: map[string]any{"id": f.id("agent:edge-1")}},
 	}
+}
+
+func manyLabels(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("l%d", i)
+	}
+	return out
 }
 
 // checkCorpusExpectations checks each case's want against the executor's

@@ -85,6 +85,8 @@ var diffSeedStacks = []seedStack{
 			"kind: ConfigMap\nmetadata:\n  name: bweb\ndata:\n  emoji: \"🚀\"\n",
 			"kind: ConfigMap\nmetadata:\n  name: bweb\ndata:\n  ctl: \"bell\\a esc\\e nul-free\"\n",
 			"kind: ConfigMap\nmetadata:\n  name: bweb\n"}},
+	{gen: "beta", name: "büro \"q\" <x> \\ \u2028 🚀", labels: []string{"ünï", "<b>"}, annotations: [][2]string{{"ключ", "値"}},
+		objects: []string{"kind: ConfigMap\nmetadata:\n  name: buero\n"}},
 	{gen: "beta", name: "cache", labels: []string{"staging"}, annotations: [][2]string{{"team", "core"}, {"tier", "2"}},
 		objects: []string{"kind: StatefulSet\nmetadata:\n  name: cache\n", "kind: StatefulSet\nmetadata:\n  name: cache\nspec:\n  replicas: 2\n"}},
 	{gen: "beta", name: "queue", labels: []string{"staging", "eu"}, objects: []string{"kind: Deployment\nmetadata:\n  name: queue\n"}},
@@ -119,6 +121,10 @@ func seedDiffFixture(t *testing.T, db *bun.DB, adminKey string) *diffFixture {
 	ctx := context.Background()
 	f := &diffFixture{ids: map[string]uuid.UUID{}, keys: map[string]string{"admin": adminKey}}
 	admin := models.AdminScope
+	// Sequence ids past 2^53, where a float64 would lose them.
+	if _, err := db.NewRaw(`SELECT setval('deployment_objects_sequence_id_seq', 9007199254740990)`).Exec(ctx); err != nil {
+		t.Fatalf("seed sequence: %v", err)
+	}
 	check := func(what string, err error) {
 		t.Helper()
 		if err != nil {
@@ -177,6 +183,19 @@ func seedDiffFixture(t *testing.T, db *bun.DB, adminKey string) *diffFixture {
 	// operator's psql may.
 	_, err = db.NewRaw(`UPDATE agent_events SET deleted_at = now() WHERE id = ?`, f.ids["event:edge-1#2"]).Exec(ctx)
 	check("delete event", err)
+
+	// Timestamps with a whole second, a tenth, a microsecond: how many
+	// fractional digits a time is written with depends on them.
+	for _, q := range []string{
+		`UPDATE generators SET created_at = '2024-02-29T12:00:00Z' WHERE name = 'epsilon'`,
+		`UPDATE agents SET created_at = '2024-02-29T12:00:00.1Z', last_heartbeat = '2024-03-01T00:00:00.000001Z' WHERE name = 'fresh'`,
+		`UPDATE agent_events SET created_at = '2024-03-01T10:00:00.5Z' WHERE id = '` + f.id("event:edge-1#1") + `'`,
+		`UPDATE stacks SET created_at = '2023-12-31T23:59:59.999999Z' WHERE id = '` + f.id("stack:alpha/db") + `'`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("seed timestamps: %v\n%s", err, q)
+		}
+	}
 
 	// Reads must not write. The one write a read makes is a generator's
 	// last_active_at (auth.Activity, at most once per 10 s per process, and

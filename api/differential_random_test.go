@@ -150,7 +150,7 @@ func randomRequests(t *testing.T, e *diffEnv, n int) []diffRequest {
 			t.Fatalf("seed %d: the generator wrote invalid variables %v: %v\n%s", seed, q.Variables, err, q.Text)
 		}
 		reqs = append(reqs, diffRequest{name: fmt.Sprintf("seed %d", seed), role: diffRoles[seed%len(diffRoles)],
-			query: q.Text, vars: q.Variables})
+			query: q.Text, vars: q.Variables, get: seed%7 == 0})
 	}
 	return reqs
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -416,6 +417,7 @@ func runDiff(t *testing.T, p diffPair, keys map[string]string, reqs []diffReques
 	}
 	close(next)
 	wg.Wait()
+	dumpDiff(t, results)
 	reports := 0
 	for i, r := range results {
 		if errs[i] != nil {
@@ -433,6 +435,26 @@ func runDiff(t *testing.T, p diffPair, keys map[string]string, reqs []diffReques
 		t.Errorf("… and %d more mismatches", reports-maxReports)
 	}
 	return results
+}
+
+// dumpDiff appends every request and the executor's answer to the file
+// DIFF_DUMP names, if set: to read what the corpus and the generator ask.
+func dumpDiff(t *testing.T, results []diffResult) {
+	t.Helper()
+	path := os.Getenv("DIFF_DUMP")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, r := range results {
+		v, _ := json.Marshal(r.req.vars)
+		fmt.Fprintf(f, "### %s as %s (get %v, equal %v, reordered %v)\n%s\nvariables: %s\n%s\n\n", r.req.name, r.req.role,
+			r.req.get, r.equal, r.reordered, r.req.query, v, r.exec)
+	}
 }
 
 // diffEnv is the fixture and its servers, shared by the subtests.
@@ -497,6 +519,34 @@ func TestDifferential(t *testing.T) {
 		checkRandomShare(t, results)
 	})
 	t.Logf("differential: %s", stats)
+	t.Logf("the planner's metrics: %s", plannerMetrics(t, e.main.plan))
+}
+
+// plannerMetrics are the planner server's metric samples whose names
+// mention planning: how many of the compared queries the planner served
+// and how many fell back to the executor. A differential test whose
+// queries all fell back compares the executor with itself.
+func plannerMetrics(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	resp, err := srv.Client().Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(l, "#") && (strings.Contains(l, "plan") || strings.Contains(l, "fallback")) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return "none (no read planner in this build?)"
+	}
+	return strings.Join(lines, "; ")
 }
 
 // diffCursors are real cursors of the fixture's lists, as the executor
