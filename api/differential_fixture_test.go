@@ -149,8 +149,35 @@ func seedDiffFixture(t *testing.T, db *bun.DB, adminKey string) *diffFixture {
 	}
 	seedDiffStacks(t, ctx, db, f)
 	seedDiffAgents(t, ctx, db, f)
+	seedDiffStates(t, ctx, db, f)
 
-	// States no plain creation reaches, in an order the cascades allow.
+	// Reads must not write. The one write a read makes is a generator's
+	// last_active_at (auth.Activity, at most once per 10 s per process, and
+	// only when the stored value is over 5 s old): each server of the test
+	// keeps its own clock of it, so the second server could refresh what
+	// the first just read. A value in the future is never over 5 s old.
+	_, err := db.NewRaw(`UPDATE generators SET last_active_at = now() + interval '1 day' WHERE pak_hash IS NOT NULL`).Exec(ctx)
+	check("last_active_at", err)
+
+	// Targets, in creation order (their ids are not in f.ids by kind yet).
+	var targets []uuid.UUID
+	check("targets", db.NewRaw(`SELECT id FROM agent_targets ORDER BY created_at, id`).Scan(ctx, &targets))
+	f.targets = targets
+	return f
+}
+
+// seedDiffStates brings the fixture into the states no plain creation
+// reaches, in an order the cascades allow, and gives some rows timestamps
+// with a telling number of fractional digits.
+func seedDiffStates(t *testing.T, ctx context.Context, db *bun.DB, f *diffFixture) {
+	t.Helper()
+	admin := models.AdminScope
+	check := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("seed %s: %v", what, err)
+		}
+	}
 	gen := func(name string) uuid.UUID { return f.ids["gen:"+name] }
 	stack := func(name string) uuid.UUID { return f.ids["stack:"+name] }
 	agent := func(name string) uuid.UUID { return f.ids["agent:"+name] }
@@ -197,19 +224,6 @@ func seedDiffFixture(t *testing.T, db *bun.DB, adminKey string) *diffFixture {
 		}
 	}
 
-	// Reads must not write. The one write a read makes is a generator's
-	// last_active_at (auth.Activity, at most once per 10 s per process, and
-	// only when the stored value is over 5 s old): each server of the test
-	// keeps its own clock of it, so the second server could refresh what
-	// the first just read. A value in the future is never over 5 s old.
-	_, err = db.NewRaw(`UPDATE generators SET last_active_at = now() + interval '1 day' WHERE pak_hash IS NOT NULL`).Exec(ctx)
-	check("last_active_at", err)
-
-	// Targets, in creation order (their ids are not in f.ids by kind yet).
-	var targets []uuid.UUID
-	check("targets", db.NewRaw(`SELECT id FROM agent_targets ORDER BY created_at, id`).Scan(ctx, &targets))
-	f.targets = targets
-	return f
 }
 
 func seedDiffStacks(t *testing.T, ctx context.Context, db *bun.DB, f *diffFixture) {

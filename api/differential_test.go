@@ -411,9 +411,25 @@ func (s *diffStats) String() string {
 // readable report for each mismatch (at most maxReports of them).
 func runDiff(t *testing.T, p diffPair, keys map[string]string, reqs []diffRequest, stats *diffStats) []diffResult {
 	t.Helper()
+	jobs := make([]diffJob, len(reqs))
+	for i, r := range reqs {
+		jobs[i] = func() ([]diffResult, error) {
+			res, err := p.compare(keys, r)
+			return []diffResult{res}, err
+		}
+	}
+	return runJobs(t, jobs, stats)
+}
+
+// diffJob compares one or more requests, in order.
+type diffJob func() ([]diffResult, error)
+
+// runJobs runs jobs a few at a time and reports their mismatches.
+func runJobs(t *testing.T, jobs []diffJob, stats *diffStats) []diffResult {
+	t.Helper()
 	const workers, maxReports = 4, 10
-	results := make([]diffResult, len(reqs))
-	errs := make([]error, len(reqs))
+	out := make([][]diffResult, len(jobs))
+	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range workers {
@@ -421,21 +437,25 @@ func runDiff(t *testing.T, p diffPair, keys map[string]string, reqs []diffReques
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i], errs[i] = p.compare(keys, reqs[i])
+				out[i], errs[i] = jobs[i]()
 			}
 		}()
 	}
-	for i := range reqs {
+	for i := range jobs {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
+	var results []diffResult
+	for i, rs := range out {
+		if errs[i] != nil {
+			t.Fatalf("job %d: %v", i, errs[i])
+		}
+		results = append(results, rs...)
+	}
 	dumpDiff(t, results)
 	reports := 0
-	for i, r := range results {
-		if errs[i] != nil {
-			t.Fatalf("%s as %s: %v", reqs[i].name, reqs[i].role, errs[i])
-		}
+	for _, r := range results {
 		stats.add(r)
 		if !r.equal {
 			if reports < maxReports {
@@ -523,6 +543,10 @@ func TestDifferential(t *testing.T) {
 		results := runDiff(t, e.main, e.fx.keys, main, stats)
 		results = append(results, runDiff(t, e.budget, e.fx.keys, budget, stats)...)
 		checkCorpusExpectations(t, cases, results)
+	})
+	t.Run("pages", func(t *testing.T) {
+		results := runJobs(t, pageWalks(e), stats)
+		checkPageWalks(t, results)
 	})
 	t.Run("random", func(t *testing.T) {
 		rs := &diffStats{}
