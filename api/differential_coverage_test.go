@@ -230,36 +230,3 @@ func TestDifferentialCorpusCoverage(t *testing.T) {
 		"not reachable from Query (mutation and subscription types, not read by queries): %s",
 		len(cases), len(surface)-len(missing), len(surface), strings.Join(unreachable, ", "))
 }
-
-// The comparison itself: equal bytes pass, the same errors in another
-// order pass as reordered, and anything else (data, an error's content,
-// the number of errors, the members' order, the status) is a mismatch.
-func TestDifferentialSame(t *testing.T) {
-	t.Parallel()
-	ans := func(body string) diffAnswer {
-		return diffAnswer{status: 200, contentType: "application/json", body: []byte(body)}
-	}
-	e1, e2 := `{"message":"a","path":["x",0]}`, `{"message":"a","path":["x",1]}`
-	base := `{"errors":[` + e1 + `,` + e2 + `],"data":{"x":null}}`
-	for _, c := range []struct {
-		name           string
-		other          diffAnswer
-		equal, reorder bool
-	}{
-		{"identical", ans(base), true, false},
-		{"errors swapped", ans(`{"errors":[` + e2 + `,` + e1 + `],"data":{"x":null}}`), true, true},
-		{"an error changed", ans(`{"errors":[` + e2 + `,{"message":"b","path":["x",0]}],"data":{"x":null}}`), false, false},
-		{"an error missing", ans(`{"errors":[` + e2 + `],"data":{"x":null}}`), false, false},
-		{"an error repeated", ans(`{"errors":[` + e2 + `,` + e2 + `],"data":{"x":null}}`), false, false},
-		{"data differs", ans(`{"errors":[` + e2 + `,` + e1 + `],"data":{"x":[]}}`), false, false},
-		{"members reordered", ans(`{"data":{"x":null},"errors":[` + e1 + `,` + e2 + `]}`), false, false},
-		{"whitespace", ans(`{"errors":[` + e1 + `, ` + e2 + `],"data":{"x":null}}`), false, false},
-		{"status", diffAnswer{status: 400, contentType: "application/json", body: []byte(base)}, false, false},
-		{"content type", diffAnswer{status: 200, contentType: "application/graphql-response+json", body: []byte(base)}, false, false},
-		{"not JSON", ans(`{"errors":[` + e2 + `,` + e1 + `],"data":{"x":null}`), false, false},
-	} {
-		if eq, re := same(ans(base), c.other); eq != c.equal || re != c.reorder {
-			t.Errorf("%s: same = %v, %v; want %v, %v", c.name, eq, re, c.equal, c.reorder)
-		}
-	}
-}
