@@ -432,6 +432,12 @@ func corpusErrors(f *diffFixture) []diffCase {
 		{name: "validation error", want: map[string]string{"*": "GRAPHQL_VALIDATION_FAILED"}, query: `{ stacks { nope } }`},
 		{name: "parse error", want: map[string]string{"*": "GRAPHQL_PARSE_FAILED"}, query: `{ stacks { `},
 		{name: "missing variable", query: `query($id: ID!) { stack(id: $id) { id } }`},
+		{name: "variable of the wrong type", query: `query($n: Int!) { stacks(first: $n) { totalCount } }`, vars: map[string]any{"n": "three"}},
+		{name: "unknown operation name", op: "Nope", query: `query A { stacks { totalCount } } query B { agents { totalCount } }`},
+		{name: "too deep for the limits", roles: []string{"admin"}, query: `{ agents { nodes { stacks { nodes { deploymentObjects { nodes { events { nodes {
+			deploymentObject { stack { agents { nodes { events { nodes { agent { name } } } } } } } } } } } } } } } }`},
+		{name: "deep but within the limits", roles: []string{"admin", "edge-1"}, query: `{ agents(first: 1, filter: {name: "edge-1"}) { nodes { stacks(first: 1) { nodes {
+			deploymentObjects(first: 4) { nodes { events(first: 1) { nodes { deploymentObject { stack { agents(first: 1) { nodes { name } } } } } } } } } } } } }`},
 	}
 	// Every root read of another tenant's or an invisible object.
 	for _, id := range []string{"stack:beta/web", "stack:alpha/web", "stack:gamma/legacy"} {
