@@ -154,11 +154,19 @@ func post(t *testing.T, srv *httptest.Server, key, query string, vars map[string
 // same runs a query through both servers and fails unless the answers
 // are the same bytes, the order of several errors aside (the executor
 // resolves siblings concurrently: its order of their errors varies from
-// run to run); it returns the planner's answer.
+// run to run); it returns the planner's answer. Which fields share a
+// loader's batch is a matter of timing in the executor too, so a planner
+// answer that is not the executor's first is checked against a few more.
 func (f *fixture) same(t *testing.T, role, query string, vars map[string]any) []byte {
 	t.Helper()
 	ps, pb := post(t, f.planned, f.keys[role], query, vars)
 	es, eb := post(t, f.executor, f.keys[role], query, vars)
+	for range 5 {
+		if ps == es && equalAnswers(t, pb, eb) {
+			break
+		}
+		es, eb = post(t, f.executor, f.keys[role], query, vars)
+	}
 	if ps != es || !equalAnswers(t, pb, eb) {
 		t.Errorf("%s: answers differ\nquery: %s\nvars: %v\nplanner  (%d): %s\nexecutor (%d): %s", role, query, vars, ps, pb, es, eb)
 	}

@@ -241,3 +241,28 @@ func TestPlannerAsksForRowsLeft(t *testing.T) {
 		t.Fatalf("the events' statement asked for %v rows, want [10]", limits)
 	}
 }
+
+// Where the executor's loaders batch the pages of objects read alone, a
+// page field answers a sibling's error (graph.paged fails the batch
+// whole); the planner answers the same. Fields read one after the other
+// (a connection's nodes, then its edges) do not share.
+func TestPlannerSharesBatchErrors(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, api.Config{})
+	for _, q := range []string{
+		`query($id: ID!) { stack(id: $id) { a: deploymentObjects(includeDeleted: true) { totalCount } b: deploymentObjects { totalCount } } }`,
+		`query($id: ID!) { stack(id: $id) { a: deploymentObjects(first: 0) { totalCount } b: deploymentObjects { totalCount } } }`,
+		`query($id: ID!) { x: stack(id: $id) { deploymentObjects(first: 0) { totalCount } } y: stack(id: $id) { deploymentObjects { totalCount } } }`,
+		`query($id: ID!) { stacks(first: 1) { nodes { deploymentObjects(first: 0) { totalCount } } edges { node { deploymentObjects { totalCount } } } } }`,
+	} {
+		for _, role := range []string{"admin", "genA"} {
+			f.same(t, role, q, map[string]any{"id": f.ids["A1"].String()})
+		}
+	}
+	_, b := post(t, f.planned, f.keys["genA"], `query($id: ID!) { stack(id: $id) { a: deploymentObjects(includeDeleted: true) { totalCount } b: deploymentObjects { totalCount } } }`,
+		map[string]any{"id": f.ids["A1"].String()})
+	if strings.Count(string(b), "includeDeleted is for admins") != 2 {
+		t.Fatalf("want both fields to answer the sibling's error: %s", b)
+	}
+	f.allPlanned(t)
+}

@@ -38,6 +38,19 @@ func (k relKind) phases() int {
 	return 1
 }
 
+// fetches is the number of reads, one after the other, the executor makes
+// to resolve a relation: the viewer's own row is read by the viewer's
+// resolver, the rows behind targets after the targets.
+func (k relKind) fetches() int {
+	switch k {
+	case kindViewerEntity:
+		return 0
+	case kindMapped:
+		return 2
+	}
+	return 1
+}
+
 // relSpec is a relation field of the schema.
 type relSpec struct {
 	kind   relKind
@@ -71,9 +84,11 @@ func entityOf(t *objType, col string, key func(any) uuid.UUID, what string) *rel
 type rel struct {
 	spec   *relSpec
 	field  *field
-	parent *rel // the relation whose objects it hangs from; nil: a root field
-	idx    int  // in document order
-	level  int  // the level of its (first) statement
+	parent *rel       // the relation whose objects it hangs from; nil: a root field
+	owner  *selection // the selection its field is in
+	idx    int        // in document order
+	level  int        // the level of its (first) statement
+	start  int        // when the executor reads it (see walker.t)
 	conn   string
 	args   args
 	// err answers every occurrence of the field, before any read (a role,

@@ -14,7 +14,7 @@ import (
 // statements builds a phase's statements (none when it has nothing to read).
 func (x *exec) statements(ph *phase) ([]*stmt, error) {
 	r := ph.r
-	if r.err != nil {
+	if r.err != nil || x.res[r.idx].err != nil {
 		return nil, nil
 	}
 	if r.parent == nil {

@@ -78,6 +78,10 @@ type walker struct {
 	// each of its fields takes `first` (for the row budget's connection).
 	names []string
 	paged []bool
+	// t is when, in the executor, the fields being walked start resolving
+	// (in fetches: each read waits for the one before); end is when the
+	// latest read of the subtree being walked ends (see then).
+	t, end int
 }
 
 func (w *walker) fail(reason string) {
@@ -162,7 +166,7 @@ func (w *walker) rootSel(ss ast.SelectionSet) *selection {
 		case cf.Name == "__typename":
 			s.fields = append(s.fields, w.newField(cf, fTypename))
 		case spec != nil:
-			s.fields = append(s.fields, w.relField(cf, spec, nil))
+			s.fields = append(s.fields, w.relField(cf, spec, nil, s))
 		default:
 			w.fail("field") // introspection, or a field the planner does not know
 		}
@@ -186,7 +190,7 @@ func (w *walker) objectSel(t *objType, ss ast.SelectionSet, owner *rel) *selecti
 			if spec.kind == kindEntity {
 				owner.cols |= t.col(spec.parentCol).bit
 			}
-			s.fields = append(s.fields, w.relField(cf, spec, owner))
+			s.fields = append(s.fields, w.relField(cf, spec, owner, s))
 		} else {
 			w.fail("field")
 		}
@@ -194,15 +198,16 @@ func (w *walker) objectSel(t *objType, ss ast.SelectionSet, owner *rel) *selecti
 	return s
 }
 
-// relField plans a relation field under owner (nil: a root field).
-func (w *walker) relField(cf graphql.CollectedField, spec *relSpec, owner *rel) *field {
+// relField plans a relation field of the selection in, under owner (nil: a
+// root field).
+func (w *walker) relField(cf graphql.CollectedField, spec *relSpec, owner *rel, in *selection) *field {
 	w.enter(cf)
 	defer w.leave()
 	if !knownDirectives(cf.Definition) {
 		w.fail("directive")
 		return w.newField(cf, fRel)
 	}
-	r := &rel{spec: spec, parent: owner, idx: len(w.p.rels), conn: w.connection(), cols: idCol(spec.target)}
+	r := &rel{spec: spec, parent: owner, owner: in, idx: len(w.p.rels), conn: w.connection(), cols: idCol(spec.target)}
 	if owner != nil {
 		r.level = owner.level + owner.spec.kind.phases()
 	}
@@ -217,8 +222,25 @@ func (w *walker) relField(cf graphql.CollectedField, spec *relSpec, owner *rel) 
 	}
 	r.args = a
 	r.err = w.prepare(cf, r)
+	r.start = w.t
+	at := w.t
+	w.t += r.spec.kind.fetches()
+	w.end = max(w.end, w.t)
 	f.sel = w.relSel(cf, r)
+	w.t = at
 	return f
+}
+
+// then walks a field that the executor resolves after the one before it
+// has resolved entirely (the fields of a connection or a viewer, which
+// have no resolver of their own): it starts at *at, which it moves to
+// when its reads end.
+func (w *walker) then(at *int, walk func()) {
+	saved := w.end
+	w.t, w.end = *at, *at
+	walk()
+	*at = max(*at, w.end)
+	w.end = max(saved, w.end)
 }
 
 // relSel plans the selection of what a relation field holds.
@@ -239,7 +261,16 @@ func (w *walker) relSel(cf graphql.CollectedField, r *rel) *selection {
 // connectionSel plans a connection (nodes, edges, pageInfo, totalCount).
 func (w *walker) connectionSel(cf graphql.CollectedField, r *rel) *selection {
 	s := &selection{typeName: cf.Definition.Type.Name()}
+	start, at := w.t, w.t
+	defer func() { w.t = start }()
 	for _, c := range w.collect(cf.Selections, s.typeName) {
+		w.then(&at, func() { s.fields = append(s.fields, w.connectionField(c, r)) })
+	}
+	return s
+}
+
+func (w *walker) connectionField(c graphql.CollectedField, r *rel) *field {
+	{
 		var f *field
 		w.enter(c)
 		switch c.Name {
@@ -263,9 +294,8 @@ func (w *walker) connectionSel(cf graphql.CollectedField, r *rel) *selection {
 			f = w.newField(c, fTypename)
 		}
 		w.leave()
-		s.fields = append(s.fields, f)
+		return f
 	}
-	return s
 }
 
 func (w *walker) edgeSel(cf graphql.CollectedField, r *rel) *selection {
@@ -310,6 +340,8 @@ func (w *walker) leafSel(cf graphql.CollectedField, typeName string, kinds map[s
 
 func (w *walker) viewerSel(cf graphql.CollectedField, r *rel) *selection {
 	s := &selection{typeName: viewerName}
+	start, at := w.t, w.t
+	defer func() { w.t = start }()
 	for _, c := range w.collect(cf.Selections, viewerName) {
 		switch spec := viewerRels[c.Name]; {
 		case c.Name == "__typename":
@@ -317,7 +349,7 @@ func (w *walker) viewerSel(cf graphql.CollectedField, r *rel) *selection {
 		case c.Name == "role":
 			s.fields = append(s.fields, w.newField(c, fRole))
 		case spec != nil:
-			s.fields = append(s.fields, w.relField(c, spec, r))
+			w.then(&at, func() { s.fields = append(s.fields, w.relField(c, spec, r, s)) })
 		default:
 			w.fail("field")
 		}
