@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,13 +34,22 @@ import (
 // close a PostgreSQL connection per request).
 func benchServer(b *testing.B, db *dbtest.DB) (*httptest.Server, string) {
 	b.Helper()
+	return benchServerWith(b, db, api.Config{})
+}
+
+// benchServerWith is benchServer with cfg (DB, Logger and the rate limit
+// filled in); the admin key is returned by the first server of a database
+// only.
+func benchServerWith(b *testing.B, db *dbtest.DB, cfg api.Config) (*httptest.Server, string) {
+	b.Helper()
 	db.Bun.SetMaxOpenConns(40)
 	db.Bun.SetMaxIdleConns(40)
-	key, _, err := models.EnsureAdminKey(context.Background(), db.Bun)
+	key, _, err := models.EnsureAdminKey(context.Background(), db.Bun) // "" when it exists
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := api.New(api.Config{DB: db.Bun, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), DefaultRateLimitPerMinute: -1})
+	cfg.DB, cfg.Logger, cfg.DefaultRateLimitPerMinute = db.Bun, slog.New(slog.NewTextHandler(io.Discard, nil)), -1
+	h, err := api.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,36 +78,65 @@ func benchPost(b *testing.B, client *http.Client, url, key string, body []byte) 
 // BenchmarkDashboardQuery: the nested dashboard query through HTTP, at two
 // sizes: 20 generators × 10 stacks × 10 objects × 5 events (issue 3's
 // shape, ~12,600 rows), and 4 × 4 × 4 × 4 (~370 rows: DESIGN §7 speaks of
-// "hundreds of rows"); against the same rows read by hand-written SQL over
-// the same pool (DESIGN §7: within 2×), in two
-// forms: the rows alone (handDashboard: scanned, nothing built), and a whole
-// hand-written endpoint (handDashboardHandler: key check, the rows, the same
-// JSON document encoded and sent over HTTP, checked equal to the GraphQL
-// answer). http/sql = HTTP time / rows-only time; http/sql+json = HTTP time
-// / hand-written endpoint time. The three are timed interleaved, read by
-// read, so load from elsewhere on the machine falls on all of them alike.
+// "hundreds of rows"), answered by the read planner (graph/readplan) and
+// by gqlgen's executor alone (DisableReadPlanner), against the same rows
+// read by hand-written SQL over the same pool, in two forms: the rows
+// alone (handDashboard: scanned, nothing built), and a whole hand-written
+// endpoint (handDashboardHandler: key check, the rows, the same JSON
+// document encoded and sent over HTTP, checked equal to the GraphQL
+// answer). All four are timed interleaved, read by read, so load from
+// elsewhere on the machine falls on all of them alike. Per read: wall time
+// (ns/read), Go CPU of this process, server and client (cpu-ns/read), and
+// bytes allocated (B/read, runtime.MemStats; the client's reading of the
+// answer included). Ratios: planner/executor, planner/sql (the rows
+// alone), planner/sql+json (the hand-written endpoint).
 func BenchmarkDashboardQuery(b *testing.B) {
 	for _, n := range [][4]int{{20, 10, 10, 5}, {4, 4, 4, 4}} {
 		b.Run(fmt.Sprintf("%dx%dx%dx%d", n[0], n[1], n[2], n[3]), func(b *testing.B) { benchDashboard(b, n[0], n[1], n[2], n[3]) })
 	}
 }
 
+// benchCost is what reads cost, summed.
+type benchCost struct {
+	wall, cpu time.Duration
+	bytes     uint64
+}
+
+// measure runs read once and adds its cost.
+func (c *benchCost) measure(read func()) {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	alloc := m.TotalAlloc
+	start, cpu := time.Now(), processCPU()
+	read()
+	c.wall += time.Since(start)
+	c.cpu += processCPU() - cpu
+	runtime.ReadMemStats(&m)
+	c.bytes += m.TotalAlloc - alloc
+}
+
 func benchDashboard(b *testing.B, g, s, o, e int) {
 	db := dbtest.New(b)
 	seedDashboard(b, db.Bun, g, s, o, e)
 	srv, key := benchServer(b, db)
+	exec, _ := benchServerWith(b, db, api.Config{DisableReadPlanner: true})
 	body, _ := json.Marshal(map[string]any{"query": dashboardQuery, "variables": dashboardVars(g, s, o, e)})
 	client := srv.Client()
-	url := srv.URL + "/query"
 	ctx := context.Background()
 	sqlDB := db.Bun.DB
 	hand := httptest.NewServer(handDashboardHandler(sqlDB, &auth.Authenticator{DB: db.Bun}, g, s, o, e))
 	b.Cleanup(hand.Close)
+	planned := func() []byte { return benchPost(b, client, srv.URL+"/query", key, body) }
+	executed := func() []byte { return benchPost(b, client, exec.URL+"/query", key, body) }
 	handGet := func() []byte { return benchPost(b, client, hand.URL, key, nil) }
 
-	// Equal work: the hand-written endpoint answers the same document.
+	// Equal work: the three endpoints answer the same document, and the
+	// planner the executor's bytes.
+	if p, x := planned(), executed(); !bytes.Equal(p, x) {
+		b.Fatalf("the planner answers other bytes than the executor:\nplanner  %.600s\nexecutor %.600s", p, x)
+	}
 	var gql, hj any
-	if err := json.Unmarshal(benchPost(b, client, url, key, body), &gql); err != nil {
+	if err := json.Unmarshal(planned(), &gql); err != nil {
 		b.Fatal(err)
 	}
 	if err := json.Unmarshal(handGet(), &hj); err != nil {
@@ -109,44 +148,42 @@ func benchDashboard(b *testing.B, g, s, o, e int) {
 		b.Fatalf("hand-written endpoint answers another document:\ngraphql %.600s\nhand    %.600s", g, h)
 	}
 	for range 3 { // warm all paths
-		benchPost(b, client, url, key, body)
+		planned()
+		executed()
 		handDashboard(b, ctx, sqlDB, g, s, o, e)
 		handGet()
 	}
 
 	b.ResetTimer()
-	var httpDur, sqlDur, handDur, httpCPU, handCPU time.Duration
-	rows := 0
+	var plan, ex, rows, endpoint benchCost
+	n := 0
 	for range b.N {
-		start, cpu := time.Now(), processCPU()
-		benchPost(b, client, url, key, body)
-		httpDur += time.Since(start)
-		httpCPU += processCPU() - cpu
+		plan.measure(func() { planned() })
 		b.StopTimer()
-		start = time.Now()
-		rows = handDashboard(b, ctx, sqlDB, g, s, o, e)
-		sqlDur += time.Since(start)
-		start, cpu = time.Now(), processCPU()
-		handGet()
-		handDur += time.Since(start)
-		handCPU += processCPU() - cpu
+		ex.measure(func() { executed() })
+		rows.measure(func() { n = handDashboard(b, ctx, sqlDB, g, s, o, e) })
+		endpoint.measure(func() { handGet() })
 		b.StartTimer()
 	}
 	// generators, stacks, their labels and annotations (one each), objects,
 	// events, and the one agent behind the events.
-	if rows != g+3*g*s+g*s*o+g*s*o*e+1 {
-		b.Fatalf("hand-written SQL read %d rows", rows)
+	if n != g+3*g*s+g*s*o+g*s*o*e+1 {
+		b.Fatalf("hand-written SQL read %d rows", n)
 	}
-	b.ReportMetric(float64(httpDur.Nanoseconds())/float64(b.N), "http-ns/read")
-	b.ReportMetric(float64(sqlDur.Nanoseconds())/float64(b.N), "sql-ns/read")
-	b.ReportMetric(float64(handDur.Nanoseconds())/float64(b.N), "sql+json-ns/read")
-	b.ReportMetric(float64(httpDur)/float64(sqlDur), "http/sql")
-	b.ReportMetric(float64(httpDur)/float64(handDur), "http/sql+json")
-	// Go CPU (user+system of this process: server and client, not
-	// PostgreSQL) per read, which load elsewhere on the machine disturbs
-	// less than wall time.
-	b.ReportMetric(float64(httpCPU.Nanoseconds())/float64(b.N), "http-cpu-ns/read")
-	b.ReportMetric(float64(handCPU.Nanoseconds())/float64(b.N), "sql+json-cpu-ns/read")
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) }
+	for _, m := range []struct {
+		name string
+		c    benchCost
+	}{{"planner", plan}, {"executor", ex}, {"sql", rows}, {"sql+json", endpoint}} {
+		b.ReportMetric(per(m.c.wall), m.name+"-ns/read")
+		b.ReportMetric(per(m.c.cpu), m.name+"-cpu-ns/read")
+		b.ReportMetric(float64(m.c.bytes)/float64(b.N), m.name+"-B/read")
+	}
+	b.ReportMetric(float64(plan.wall)/float64(ex.wall), "planner/executor")
+	b.ReportMetric(float64(plan.cpu)/float64(ex.cpu), "planner/executor-cpu")
+	b.ReportMetric(float64(plan.wall)/float64(rows.wall), "planner/sql")
+	b.ReportMetric(float64(plan.wall)/float64(endpoint.wall), "planner/sql+json")
+	b.ReportMetric(float64(plan.cpu)/float64(endpoint.cpu), "planner/sql+json-cpu")
 }
 
 // processCPU is the CPU time this process has used so far.

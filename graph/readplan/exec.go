@@ -33,8 +33,11 @@ type exec struct {
 // result is what one relation read.
 type result struct {
 	by   map[uuid.UUID]*value // by parent key (uuid.Nil: a root field)
-	objs map[uuid.UUID]any    // the distinct objects it holds (its children's parents)
-	mult map[uuid.UUID]int    // how often the answer holds each of them
+	// objs are the distinct objects it holds (its children's parents),
+	// with how often the answer holds each; at is their index by id, kept
+	// where one object may be held for several parents (a parent edge).
+	objs []heldObj
+	at   map[uuid.UUID]int
 	// read is the rows its budgeted statement read, as the executor's
 	// statement counts them (look-ahead and cursor rows included).
 	read int
@@ -43,6 +46,23 @@ type result struct {
 	counts map[uuid.UUID][2]int
 	// behind: kindMapped's rows behind the targets, by id.
 	behind map[uuid.UUID]any
+}
+
+// heldObj is an object a relation holds.
+type heldObj struct {
+	id   uuid.UUID
+	obj  any
+	mult int
+}
+
+// shared reports whether a relation may hold one object for several
+// parents (a page's rows each belong to one parent).
+func shared(k relKind) bool {
+	switch k {
+	case kindList, kindPage, kindTargets, kindLatest, kindGet, kindViewer, kindViewerEntity:
+		return false
+	}
+	return true
 }
 
 // value is one relation's value for one parent.
@@ -155,7 +175,7 @@ func (x *exec) finish(ph *phase) {
 	if r.err != nil || res.err != nil {
 		return
 	}
-	keys := map[uuid.UUID]struct{}{uuid.Nil: {}}
+	keys := []uuid.UUID{uuid.Nil}
 	if r.parent != nil && r.spec.kind != kindViewerEntity {
 		keys = x.keys(r)
 	}
@@ -171,7 +191,7 @@ func (x *exec) finish(ph *phase) {
 	case kindDesired:
 		x.finishDesired(r, keys)
 	default:
-		for k := range keys {
+		for _, k := range keys {
 			if res.by[k] == nil {
 				res.by[k] = x.missing(r)
 			}
@@ -206,9 +226,9 @@ func (x *exec) spend(ph *phase) bool {
 		return false
 	}
 	n := 0
-	last := ph.n == r.spec.kind.phases()-1
-	if last {
-		res.objs, res.mult = map[uuid.UUID]any{}, map[uuid.UUID]int{}
+	last := ph.n == r.spec.kind.phases()-1 && r.children > 0
+	if last && shared(r.spec.kind) {
+		res.at = map[uuid.UUID]int{}
 	}
 	x.eachParent(r, func(parent any, m int) {
 		v := x.valueOf(r, parent)
@@ -218,9 +238,7 @@ func (x *exec) spend(ph *phase) bool {
 		n += m * cost(ph, v)
 		if last {
 			for _, o := range held(v) {
-				id := objID(r, o)
-				res.objs[id] = o
-				res.mult[id] += m
+				res.hold(objID(r, o), o, m)
 			}
 		}
 	})
@@ -229,6 +247,20 @@ func (x *exec) spend(ph *phase) bool {
 		return false
 	}
 	return true
+}
+
+// hold records that the answer holds o mult more times.
+func (res *result) hold(id uuid.UUID, o any, mult int) {
+	if res.at == nil {
+		res.objs = append(res.objs, heldObj{id: id, obj: o, mult: mult})
+		return
+	}
+	if i, ok := res.at[id]; ok {
+		res.objs[i].mult += mult
+		return
+	}
+	res.at[id] = len(res.objs)
+	res.objs = append(res.objs, heldObj{id: id, obj: o, mult: mult})
 }
 
 // budgeted reports whether a phase's statement is limited by the row
@@ -299,9 +331,8 @@ func (x *exec) eachParent(r *rel, fn func(parent any, mult int)) {
 		fn(nil, 1)
 		return
 	}
-	pr := x.res[r.parent.idx]
-	for id, o := range pr.objs {
-		fn(o, pr.mult[id])
+	for _, h := range x.res[r.parent.idx].objs {
+		fn(h.obj, h.mult)
 	}
 }
 
@@ -322,8 +353,22 @@ func (x *exec) valueOf(r *rel, parent any) *value {
 }
 
 // keys are the distinct keys of r's parents.
-func (x *exec) keys(r *rel) map[uuid.UUID]struct{} {
-	out := map[uuid.UUID]struct{}{}
-	x.eachParent(r, func(parent any, _ int) { out[x.key(r, parent)] = struct{}{} })
+func (x *exec) keys(r *rel) []uuid.UUID {
+	objs := x.res[r.parent.idx].objs
+	out := make([]uuid.UUID, 0, len(objs))
+	if r.spec.kind != kindEntity {
+		for _, h := range objs { // r is keyed by its parents' ids
+			out = append(out, h.id)
+		}
+		return out
+	}
+	seen := make(map[uuid.UUID]struct{}, len(objs))
+	for _, h := range objs {
+		k := r.spec.fk(h.obj)
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
 	return out
 }

@@ -62,7 +62,7 @@ func (x *exec) addRow(r *rel) func(parent uuid.UUID, o any) {
 		res.read++
 		v := res.by[parent]
 		if v == nil {
-			v = &value{page: &page{}}
+			v = &value{page: &page{rows: make([]any, 0, min(r.first, 16))}}
 			res.by[parent] = v
 		}
 		if len(v.page.rows) == r.first {
@@ -112,7 +112,7 @@ func (x *exec) countStatement(r *rel, ids []uuid.UUID) (*stmt, error) {
 		var n [2]int
 		dests := []any{&n[0], &n[1]}
 		if ids != nil {
-			dests = append([]any{&parent}, dests...)
+			dests = append([]any{(*[16]byte)(&parent)}, dests...)
 		}
 		for rows.Next() {
 			if err := rows.Scan(dests...); err != nil {
@@ -126,10 +126,10 @@ func (x *exec) countStatement(r *rel, ids []uuid.UUID) (*stmt, error) {
 
 // finishPages gives every parent its page: its count, its cursors, and
 // the rows the executor's statement would have read.
-func (x *exec) finishPages(r *rel, keys map[uuid.UUID]struct{}) {
+func (x *exec) finishPages(r *rel, keys []uuid.UUID) {
 	res := x.res[r.idx]
 	order := orders[r.spec.target]
-	for k := range keys {
+	for _, k := range keys {
 		v := res.by[k]
 		if v == nil {
 			v = &value{page: &page{}}
@@ -193,9 +193,9 @@ func (x *exec) targetStatement(r *rel, ids []uuid.UUID) ([]*stmt, error) {
 func targetID(t *models.AgentTarget) uuid.UUID { return t.ID }
 
 // finishTargets pages each parent's targets as the executor does.
-func (x *exec) finishTargets(r *rel, keys map[uuid.UUID]struct{}) {
+func (x *exec) finishTargets(r *rel, keys []uuid.UUID) {
 	res := x.res[r.idx]
-	for k := range keys {
+	for _, k := range keys {
 		v := res.by[k]
 		if v == nil {
 			v = &value{}
@@ -222,16 +222,25 @@ func via(r *rel, t *models.AgentTarget) uuid.UUID {
 }
 
 // behindKeys are the rows behind the targets of the pages.
-func (x *exec) behindKeys(r *rel) map[uuid.UUID]struct{} {
-	out := map[uuid.UUID]struct{}{}
+func (x *exec) behindKeys(r *rel) []uuid.UUID {
+	seen := map[uuid.UUID]struct{}{}
+	var out []uuid.UUID
 	for _, v := range x.res[r.idx].by {
 		if v.targets != nil {
 			for _, t := range v.targets.Nodes {
-				out[via(r, t)] = struct{}{}
+				if id := via(r, t); !has(seen, id) {
+					seen[id] = struct{}{}
+					out = append(out, id)
+				}
 			}
 		}
 	}
 	return out
+}
+
+func has(set map[uuid.UUID]struct{}, id uuid.UUID) bool {
+	_, ok := set[id]
+	return ok
 }
 
 func (x *exec) behindRows(r *rel) func(pgx.Rows) error {
@@ -276,9 +285,9 @@ func (x *exec) finishMapped(r *rel) {
 }
 
 // finishDesired orders each agent's desired state by sequence.
-func (x *exec) finishDesired(r *rel, keys map[uuid.UUID]struct{}) {
+func (x *exec) finishDesired(r *rel, keys []uuid.UUID) {
 	res := x.res[r.idx]
-	for k := range keys {
+	for _, k := range keys {
 		v := res.by[k]
 		if v == nil {
 			res.by[k] = &value{}

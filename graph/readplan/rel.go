@@ -86,6 +86,9 @@ type rel struct {
 	field  *field
 	parent *rel       // the relation whose objects it hangs from; nil: a root field
 	owner  *selection // the selection its field is in
+	// children counts the relations under it (when none, the objects it
+	// holds are not kept for them).
+	children int
 	idx    int        // in document order
 	level  int        // the level of its (first) statement
 	start  int        // when the executor reads it (see walker.t)

@@ -54,9 +54,19 @@ func (t *objType) col(name string) *column {
 func mkCol[T, V any](name string, get func(*T) *V, write func(*jsonw, V)) *column {
 	return &column{
 		name:  name,
-		dest:  func(o any) any { return get(o.(*T)) },
+		dest:  func(o any) any { return scanDest(get(o.(*T))) },
 		write: func(w *jsonw, o any) { write(w, *get(o.(*T))) },
 	}
+}
+
+// scanDest is where pgx scans a value: a UUID as its 16 bytes, which pgx
+// decodes from the binary result directly (uuid.UUID's sql.Scanner would
+// take it through text).
+func scanDest(p any) any {
+	if u, ok := p.(*uuid.UUID); ok {
+		return (*[16]byte)(u)
+	}
+	return p
 }
 
 // mkType finishes an objType: numbers its columns and maps fields (GraphQL

@@ -45,10 +45,24 @@ func (p param) AppendQuery(_ schema.QueryGen, b []byte) ([]byte, error) {
 	return strconv.AppendInt(b, int64(len(p.b.args)), 10), nil
 }
 
-// p makes v a parameter.
+// p makes v a parameter. UUIDs go as their 16 bytes, which pgx sends
+// binary (uuid.UUID's driver.Valuer would send text).
 func (b *builder) p(v any) param {
-	if a, ok := v.(models.TextArray); ok {
+	switch a := v.(type) {
+	case models.TextArray:
 		v = []string(a)
+	case uuid.UUID:
+		v = [16]byte(a)
+	case *uuid.UUID:
+		if a != nil {
+			v = [16]byte(*a)
+		}
+	case []uuid.UUID:
+		ids := make([][16]byte, len(a))
+		for i, id := range a {
+			ids[i] = id
+		}
+		v = ids
 	}
 	return param{b: b, v: v}
 }
@@ -139,12 +153,3 @@ func (s *scanner) next(rows pgx.Rows) (any, error) {
 var tableNames = [...]string{models.Generators: "generators", models.Stacks: "stacks",
 	models.DeploymentObjects: "deployment_objects", models.Agents: "agents", models.AgentEvents: "agent_events",
 	models.AgentTargets: "agent_targets"}
-
-// keyList is the parameter value of a list of ids.
-func keyList(keys map[uuid.UUID]struct{}) []uuid.UUID {
-	out := make([]uuid.UUID, 0, len(keys))
-	for k := range keys {
-		out = append(out, k)
-	}
-	return out
-}

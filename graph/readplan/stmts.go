@@ -20,14 +20,13 @@ func (x *exec) statements(ph *phase) ([]*stmt, error) {
 	if r.parent == nil {
 		return x.rootStatements(r)
 	}
-	keys := x.keys(r)
+	ids := x.keys(r)
 	if ph.n == 1 {
-		keys = x.behindKeys(r)
+		ids = x.behindKeys(r)
 	}
-	if len(keys) == 0 {
+	if len(ids) == 0 {
 		return nil, nil
 	}
-	ids := keyList(keys)
 	switch r.spec.kind {
 	case kindPage:
 		return x.pageStatements(r, ids)
@@ -152,7 +151,7 @@ func (x *exec) leafStatement(r *rel, ids []uuid.UUID) ([]*stmt, error) {
 	return one(b.stmt(b.limited(q, x.limit()), func(rows pgx.Rows) error {
 		var parent uuid.UUID
 		var k, v string
-		dests := []any{&parent, &k}
+		dests := []any{(*[16]byte)(&parent), &k}
 		if s.kind == kindAnnotations {
 			dests = append(dests, &v)
 		}
@@ -192,7 +191,7 @@ func (x *exec) latestStatement(r *rel, ids []uuid.UUID) ([]*stmt, error) {
 func (x *exec) grouped(r *rel, t *objType, add func(parent uuid.UUID, o any)) func(pgx.Rows) error {
 	return func(rows pgx.Rows) error {
 		var parent uuid.UUID
-		sc := newScanner(t, r.cols, &parent)
+		sc := newScanner(t, r.cols, (*[16]byte)(&parent))
 		for rows.Next() {
 			o, err := sc.next(rows)
 			if err != nil {

@@ -210,6 +210,7 @@ func (w *walker) relField(cf graphql.CollectedField, spec *relSpec, owner *rel, 
 	r := &rel{spec: spec, parent: owner, owner: in, idx: len(w.p.rels), conn: w.connection(), cols: idCol(spec.target)}
 	if owner != nil {
 		r.level = owner.level + owner.spec.kind.phases()
+		owner.children++
 	}
 	w.p.rels = append(w.p.rels, r)
 	f := w.newField(cf, fRel)
