@@ -32,7 +32,7 @@ type exec struct {
 
 // result is what one relation read.
 type result struct {
-	by   map[uuid.UUID]*value // by parent key (uuid.Nil: a root field)
+	by map[uuid.UUID]*value // by parent key (uuid.Nil: a root field)
 	// objs are the distinct objects it holds (its children's parents),
 	// with how often the answer holds each; at is their index by id, kept
 	// where one object may be held for several parents (a parent edge).

@@ -89,11 +89,11 @@ type rel struct {
 	// children counts the relations under it (when none, the objects it
 	// holds are not kept for them).
 	children int
-	idx    int        // in document order
-	level  int        // the level of its (first) statement
-	start  int        // when the executor reads it (see walker.t)
-	conn   string
-	args   args
+	idx      int // in document order
+	level    int // the level of its (first) statement
+	start    int // when the executor reads it (see walker.t)
+	conn     string
+	args     args
 	// err answers every occurrence of the field, before any read (a role,
 	// includeDeleted, a filter past its caps, a bad first or after).
 	err     error
