@@ -68,6 +68,9 @@ type config struct {
 	IdleTimeout  time.Duration
 	// MaxWebsocketsPerKey: 0 takes the api default; negative, no bound.
 	MaxWebsocketsPerKey int
+	// ReadPlannerOff answers every query with gqlgen's executor
+	// (BROKKR_READ_PLANNER=off): a switch should the planner misbehave.
+	ReadPlannerOff bool
 	// GCPercent is the collector's target heap growth that serve sets;
 	// 0 leaves it to the runtime (GOGC set in the environment).
 	GCPercent int
@@ -122,6 +125,13 @@ func loadConfig() (config, error) {
 			}
 			*i.dst = n
 		}
+	}
+	switch v := os.Getenv("BROKKR_READ_PLANNER"); v {
+	case "", "on":
+	case "off":
+		c.ReadPlannerOff = true
+	default:
+		return c, fmt.Errorf("BROKKR_READ_PLANNER must be on or off, got %q", v)
 	}
 	if v := os.Getenv("BROKKR_MAX_BODY_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -367,6 +377,7 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 			MaxDepth:                  cfg.MaxDepth,
 			MaxComplexity:             cfg.MaxComplexity,
 			RowBudget:                 cfg.RowBudget,
+			DisableReadPlanner:        cfg.ReadPlannerOff,
 			DefaultRateLimitPerMinute: cfg.RateLimit,
 			MaxWebsocketsPerKey:       cfg.MaxWebsocketsPerKey,
 			Sessions:                  sessions,

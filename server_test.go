@@ -649,3 +649,18 @@ func TestStatementTimeoutConfig(t *testing.T) {
 		}
 	}
 }
+
+// BROKKR_READ_PLANNER: on (or unset) serves queries with the read planner,
+// off with gqlgen's executor alone; anything else is refused.
+func TestReadPlannerConfig(t *testing.T) {
+	for _, c := range []struct {
+		env          string
+		off, wantErr bool
+	}{{"", false, false}, {"on", false, false}, {"off", true, false}, {"no", false, true}} {
+		t.Setenv("BROKKR_READ_PLANNER", c.env)
+		cfg, err := loadConfig()
+		if (err != nil) != c.wantErr || (err == nil && cfg.ReadPlannerOff != c.off) {
+			t.Errorf("BROKKR_READ_PLANNER=%q: off %v, %v; want off %v (error %v)", c.env, cfg.ReadPlannerOff, err, c.off, c.wantErr)
+		}
+	}
+}
