@@ -99,7 +99,6 @@ func newExec(p *plan, db *bun.DB, budget int, m *metrics) *exec {
 // caller's retry; x.failed keeps it for the answer.
 func (x *exec) run(ctx context.Context, c *pgx.Conn) error {
 	for lv, phases := range x.p.levels {
-		x.poison(phases)
 		var stmts []*stmt
 		for _, ph := range phases {
 			s, err := x.statements(ph)
@@ -118,45 +117,8 @@ func (x *exec) run(ctx context.Context, c *pgx.Conn) error {
 			}
 		}
 	}
+	x.poison()
 	return nil
-}
-
-// poison gives the executor's answer where its loaders batch fields
-// together. The executor reads the pages of the objects of one statement
-// (a cohort of two or more) per cohort and arguments; but the pages of an
-// object read alone (stack(id), viewer.generator, a one-row page) go
-// through the loader's timed batch, which reads every argument set of the
-// batch and fails whole when one of them fails (graph.paged). The sibling
-// fields of one object resolve concurrently, so their loads share a batch:
-// a page field then answers the error of a page field of the same kind
-// read at the same time, say FORBIDDEN for an includeDeleted it does not
-// have. Here: the page fields of one kind read at the same time (see
-// walker.t) for objects read alone share the error of the first of them,
-// in document order, that fails before reading. (Which fields are read
-// together in the executor is a matter of timing; this is what it does on
-// an idle machine.)
-func (x *exec) poison(phases []*phase) {
-	type batch struct {
-		start int
-		spec  *relSpec
-	}
-	first := map[batch]error{}
-	var alone []*rel
-	for _, ph := range phases {
-		r := ph.r
-		if r.spec.kind != kindPage || len(x.res[r.parent.idx].objs) != 1 {
-			continue
-		}
-		alone = append(alone, r)
-		if b := (batch{r.start, r.spec}); r.err != nil && first[b] == nil {
-			first[b] = r.err
-		}
-	}
-	for _, r := range alone {
-		if err := first[batch{r.start, r.spec}]; err != nil && r.err == nil {
-			x.res[r.idx].err = err
-		}
-	}
 }
 
 func (x *exec) fail(lv int, err error) error {

@@ -9,3 +9,11 @@ func OnSend(fn func(sql string, args []any)) {
 	}
 	onSend.Store(&fn)
 }
+
+// SetMaxPrepared sets the bound on prepared statements per connection and
+// returns the one before.
+func SetMaxPrepared(n int) int {
+	old := maxPrepared
+	maxPrepared = n
+	return old
+}

@@ -266,3 +266,49 @@ func TestPlannerSharesBatchErrors(t *testing.T) {
 	}
 	f.allPlanned(t)
 }
+
+// Each connection prepares a statement once and keeps at most maxPrepared,
+// deallocating the least recently used. (Not parallel: it sets the bound
+// for the process.)
+func TestPlannerPreparesOncePerConnection(t *testing.T) {
+	defer readplan.SetMaxPrepared(readplan.SetMaxPrepared(2))
+	f := newFixture(t, api.Config{})
+	f.db.Bun.SetMaxOpenConns(1) // one connection: every statement meets the same cache
+	shapes := map[string]string{"a": `{ generators { nodes { id } } }`, "b": `{ stacks { nodes { id } } }`, "c": `{ agents { nodes { id } } }`}
+	prepares := func() float64 { return f.metric(t, "brokkr_read_planner_prepares_total") }
+	before := prepares()
+	// One statement each. With room for two: a, b prepared; a again (kept);
+	// c evicts b; a kept; b prepared again, evicting c.
+	for _, s := range []string{"a", "b", "a", "c", "a", "b"} {
+		f.same(t, "admin", shapes[s], nil)
+	}
+	if n := prepares() - before; n != 4 {
+		t.Fatalf("%v statements prepared, want 4", n)
+	}
+}
+
+// What the planner does not serve goes to the executor whole, counted by
+// reason: the answers are the executor's.
+func TestPlannerFallsBack(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, api.Config{})
+	for _, c := range []struct{ role, query, reason string }{
+		{"admin", `{ __schema { queryType { name } } stacks { totalCount } }`, "field"},
+		{"admin", `{ stack(id: "not-a-uuid") { id } }`, "argument"},
+		{"admin", `{ stacks(filter: {name: "a\u0000b"}) { totalCount } }`, "argument"},
+		{"admin", `{ stacks { nodes { ... @defer { name } } } }`, "defer"},
+		{"", `{ stacks { totalCount } }`, "unauthenticated"},
+	} {
+		before := f.metric(t, `brokkr_read_planner_fallbacks_total{reason="`+c.reason+`"}`)
+		f.same(t, c.role, c.query, nil)
+		if f.metric(t, `brokkr_read_planner_fallbacks_total{reason="`+c.reason+`"}`) != before+1 {
+			t.Errorf("%s: not counted as a fallback (%s)", c.query, c.reason)
+		}
+	}
+	// Mutations are the executor's, not counted as fallbacks.
+	before := f.metric(t, "brokkr_read_planner_fallbacks_total")
+	post(t, f.planned, f.keys["admin"], `mutation { createGenerator(input: {name: "new"}) { generator { name } } }`, nil)
+	if f.metric(t, "brokkr_read_planner_fallbacks_total") != before {
+		t.Error("a mutation was counted as a fallback")
+	}
+}

@@ -1,6 +1,8 @@
 package readplan
 
 import (
+	"fmt"
+
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 
@@ -33,19 +35,6 @@ const (
 // phases is the number of levels a relation reads at.
 func (k relKind) phases() int {
 	if k == kindMapped {
-		return 2
-	}
-	return 1
-}
-
-// fetches is the number of reads, one after the other, the executor makes
-// to resolve a relation: the viewer's own row is read by the viewer's
-// resolver, the rows behind targets after the targets.
-func (k relKind) fetches() int {
-	switch k {
-	case kindViewerEntity:
-		return 0
-	case kindMapped:
 		return 2
 	}
 	return 1
@@ -94,6 +83,9 @@ type rel struct {
 	start    int // when the executor reads it (see walker.t)
 	conn     string
 	args     args
+	// argsKey identifies its arguments: the executor's loaders share reads
+	// of the same arguments (see timing).
+	argsKey string
 	// err answers every occurrence of the field, before any read (a role,
 	// includeDeleted, a filter past its caps, a bad first or after).
 	err     error
@@ -135,7 +127,6 @@ func (w *walker) prepare(cf graphql.CollectedField, r *rel) error {
 		r.conds = []models.Cond{spec.visible(s)}
 	case kindLatest:
 		r.conds = models.LatestObjectConds(s)
-		r.cols |= w.orderCols(r)
 	case kindTargets, kindMapped:
 		r.conds = []models.Cond{models.ScopeOf(s, models.AgentTargets, "t")}
 		if spec.kind == kindMapped {
@@ -149,6 +140,8 @@ func (w *walker) prepare(cf graphql.CollectedField, r *rel) error {
 }
 
 func (w *walker) preparePage(r *rel) error {
+	a := r.args
+	r.argsKey = fmt.Sprintf("%v %v %v %+v", deref(a.first), deref(a.after), a.includeDeleted, a.filter)
 	var err error
 	if r.conds, err = r.spec.list.conds(w.p.scope, r.args.filter, r.args.includeDeleted); err != nil {
 		return err
@@ -159,6 +152,14 @@ func (w *walker) preparePage(r *rel) error {
 	r.after, err = orders[r.spec.target].After(r.spec.target.table.Alias(), r.args.after)
 	r.cols |= w.orderCols(r)
 	return err
+}
+
+// deref is *p, or "-" for nil.
+func deref[T any](p *T) any {
+	if p == nil {
+		return "-"
+	}
+	return *p
 }
 
 func (w *walker) orderCols(r *rel) colset {

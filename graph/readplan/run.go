@@ -22,8 +22,9 @@ import (
 // the queries' shapes, which clients choose. This goes when pgx lets a
 // batch use the statement cache in another mode than its connection's.
 
-// maxPrepared bounds the planner's prepared statements per connection.
-const maxPrepared = 256
+// maxPrepared bounds the planner's prepared statements per connection (a
+// variable for the tests).
+var maxPrepared = 256
 
 // preparedKey is where a connection keeps its prepared statements
 // (pgconn's CustomData, which lives as long as the connection).

@@ -38,6 +38,10 @@ type phase struct {
 type selection struct {
 	typeName string
 	fields   []*field
+	// serial: the executor resolves its fields one after the other (they
+	// have no resolvers: a connection's, an edge's, the viewer's), not
+	// concurrently as an object's relation fields.
+	serial bool
 }
 
 type fieldKind uint8
@@ -78,10 +82,6 @@ type walker struct {
 	// each of its fields takes `first` (for the row budget's connection).
 	names []string
 	paged []bool
-	// t is when, in the executor, the fields being walked start resolving
-	// (in fetches: each read waits for the one before); end is when the
-	// latest read of the subtree being walked ends (see then).
-	t, end int
 }
 
 func (w *walker) fail(reason string) {
@@ -223,25 +223,8 @@ func (w *walker) relField(cf graphql.CollectedField, spec *relSpec, owner *rel, 
 	}
 	r.args = a
 	r.err = w.prepare(cf, r)
-	r.start = w.t
-	at := w.t
-	w.t += r.spec.kind.fetches()
-	w.end = max(w.end, w.t)
 	f.sel = w.relSel(cf, r)
-	w.t = at
 	return f
-}
-
-// then walks a field that the executor resolves after the one before it
-// has resolved entirely (the fields of a connection or a viewer, which
-// have no resolver of their own): it starts at *at, which it moves to
-// when its reads end.
-func (w *walker) then(at *int, walk func()) {
-	saved := w.end
-	w.t, w.end = *at, *at
-	walk()
-	*at = max(*at, w.end)
-	w.end = max(saved, w.end)
 }
 
 // relSel plans the selection of what a relation field holds.
@@ -261,46 +244,43 @@ func (w *walker) relSel(cf graphql.CollectedField, r *rel) *selection {
 
 // connectionSel plans a connection (nodes, edges, pageInfo, totalCount).
 func (w *walker) connectionSel(cf graphql.CollectedField, r *rel) *selection {
-	s := &selection{typeName: cf.Definition.Type.Name()}
-	start, at := w.t, w.t
-	defer func() { w.t = start }()
+	s := &selection{typeName: cf.Definition.Type.Name(), serial: true}
 	for _, c := range w.collect(cf.Selections, s.typeName) {
-		w.then(&at, func() { s.fields = append(s.fields, w.connectionField(c, r)) })
+		s.fields = append(s.fields, w.connectionField(c, r))
 	}
 	return s
 }
 
+// connectionField plans one field of a connection over r's objects.
 func (w *walker) connectionField(c graphql.CollectedField, r *rel) *field {
-	{
-		var f *field
-		w.enter(c)
-		switch c.Name {
-		case "__typename":
-			f = w.newField(c, fTypename)
-		case "nodes":
-			f = w.newField(c, fNodes)
-			f.sel = w.objectSel(r.spec.target, c.Selections, r)
-		case "edges":
-			f = w.newField(c, fEdges)
-			f.sel = w.edgeSel(c, r)
-		case "pageInfo":
-			f = w.newField(c, fPageInfo)
-			f.sel = w.leafSel(c, pageInfoName, map[string]fieldKind{"hasNextPage": fHasNext, "endCursor": fEndCursor})
-			r.cursors = r.cursors || hasKind(f.sel, fEndCursor)
-		case "totalCount":
-			f = w.newField(c, fTotal)
-			r.total = true
-		default:
-			w.fail("field")
-			f = w.newField(c, fTypename)
-		}
-		w.leave()
-		return f
+	var f *field
+	w.enter(c)
+	defer w.leave()
+	switch c.Name {
+	case "__typename":
+		f = w.newField(c, fTypename)
+	case "nodes":
+		f = w.newField(c, fNodes)
+		f.sel = w.objectSel(r.spec.target, c.Selections, r)
+	case "edges":
+		f = w.newField(c, fEdges)
+		f.sel = w.edgeSel(c, r)
+	case "pageInfo":
+		f = w.newField(c, fPageInfo)
+		f.sel = w.leafSel(c, pageInfoName, map[string]fieldKind{"hasNextPage": fHasNext, "endCursor": fEndCursor})
+		r.cursors = r.cursors || hasKind(f.sel, fEndCursor)
+	case "totalCount":
+		f = w.newField(c, fTotal)
+		r.total = true
+	default:
+		w.fail("field")
+		f = w.newField(c, fTypename)
 	}
+	return f
 }
 
 func (w *walker) edgeSel(cf graphql.CollectedField, r *rel) *selection {
-	s := &selection{typeName: cf.Definition.Type.Name()}
+	s := &selection{typeName: cf.Definition.Type.Name(), serial: true}
 	for _, c := range w.collect(cf.Selections, s.typeName) {
 		var f *field
 		switch c.Name {
@@ -340,9 +320,7 @@ func (w *walker) leafSel(cf graphql.CollectedField, typeName string, kinds map[s
 }
 
 func (w *walker) viewerSel(cf graphql.CollectedField, r *rel) *selection {
-	s := &selection{typeName: viewerName}
-	start, at := w.t, w.t
-	defer func() { w.t = start }()
+	s := &selection{typeName: viewerName, serial: true}
 	for _, c := range w.collect(cf.Selections, viewerName) {
 		switch spec := viewerRels[c.Name]; {
 		case c.Name == "__typename":
@@ -350,7 +328,7 @@ func (w *walker) viewerSel(cf graphql.CollectedField, r *rel) *selection {
 		case c.Name == "role":
 			s.fields = append(s.fields, w.newField(c, fRole))
 		case spec != nil:
-			w.then(&at, func() { s.fields = append(s.fields, w.relField(c, spec, r, s)) })
+			s.fields = append(s.fields, w.relField(c, spec, r, s))
 		default:
 			w.fail("field")
 		}
