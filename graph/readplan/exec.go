@@ -25,9 +25,6 @@ type exec struct {
 	res    []*result // by rel.idx
 	// refused is the connection where the row budget ran out ("": not).
 	refused string
-	// failed is the level whose statements failed, with its error.
-	failedAt int
-	failed   error
 }
 
 // result is what one relation read.
@@ -88,7 +85,7 @@ type page struct {
 }
 
 func newExec(p *plan, db *bun.DB, budget int, m *metrics) *exec {
-	x := &exec{p: p, db: db, m: m, budget: models.NewRowBudget(budget), res: make([]*result, len(p.rels)), failedAt: -1}
+	x := &exec{p: p, db: db, m: m, budget: models.NewRowBudget(budget), res: make([]*result, len(p.rels))}
 	for i := range x.res {
 		x.res[i] = &result{by: map[uuid.UUID]*value{}}
 	}
@@ -96,7 +93,8 @@ func newExec(p *plan, db *bun.DB, budget int, m *metrics) *exec {
 }
 
 // run reads every level on c. It returns a statement's error, for the
-// caller's retry; x.failed keeps it for the answer.
+// caller's retry; the relations of the level that failed keep it for the
+// answer (see fail).
 func (x *exec) run(ctx context.Context, c *pgx.Conn) error {
 	for lv, phases := range x.p.levels {
 		var stmts []*stmt
@@ -121,8 +119,9 @@ func (x *exec) run(ctx context.Context, c *pgx.Conn) error {
 	return nil
 }
 
+// fail gives the relations of level lv the error of its statements: the
+// levels below are not read (each relation there hangs from one of lv).
 func (x *exec) fail(lv int, err error) error {
-	x.failedAt, x.failed = lv, err
 	for _, ph := range x.p.levels[lv] {
 		x.res[ph.r.idx].err = err
 	}

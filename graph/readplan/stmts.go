@@ -65,6 +65,8 @@ func one(s *stmt, err error) ([]*stmt, error) {
 	return []*stmt{s}, nil
 }
 
+// rootStatements reads a root field: an object by id, a list's page; the
+// viewer needs no statement (its object is the caller's scope).
 func (x *exec) rootStatements(r *rel) ([]*stmt, error) {
 	switch r.spec.kind {
 	case kindGet:
