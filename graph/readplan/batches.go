@@ -2,6 +2,7 @@ package readplan
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 )
@@ -26,6 +27,9 @@ import (
 
 // poison gives page fields the errors the executor's batches give them.
 func (x *exec) poison() {
+	if !slices.ContainsFunc(x.p.rels, func(r *rel) bool { return r.spec.kind == kindPage && r.err != nil }) {
+		return // no page field fails before reading
+	}
 	tm := &timing{x: x, start: map[*rel]int{}, loaded: map[loadKey]int{}}
 	tm.selection(x.p.root, 0)
 	type batch struct {

@@ -35,6 +35,8 @@ type result struct {
 	// where one object may be held for several parents (a parent edge).
 	objs []heldObj
 	at   map[uuid.UUID]int
+	// keys are the distinct keys of its parents (see exec.keys).
+	keys []uuid.UUID
 	// read is the rows its budgeted statement read, as the executor's
 	// statement counts them (look-ahead and cursor rows included).
 	read int
@@ -313,8 +315,16 @@ func (x *exec) valueOf(r *rel, parent any) *value {
 	return x.res[r.idx].by[x.key(r, parent)]
 }
 
-// keys are the distinct keys of r's parents.
+// keys are the distinct keys of r's parents (read once they are known).
 func (x *exec) keys(r *rel) []uuid.UUID {
+	res := x.res[r.idx]
+	if res.keys == nil {
+		res.keys = x.parentKeys(r)
+	}
+	return res.keys
+}
+
+func (x *exec) parentKeys(r *rel) []uuid.UUID {
 	objs := x.res[r.parent.idx].objs
 	out := make([]uuid.UUID, 0, len(objs))
 	if r.spec.kind != kindEntity {

@@ -2,6 +2,7 @@ package readplan
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 
 	"github.com/google/uuid"
@@ -22,28 +23,19 @@ import (
 // pageStatements reads the pages of r for the parents ids (nil: r is a
 // root list, one page).
 func (x *exec) pageStatements(r *rel, ids []uuid.UUID) ([]*stmt, error) {
-	t, b := r.spec.target, &builder{db: x.db}
+	t := r.spec.target
 	a := t.table.Alias()
-	inner := b.where(b.sel(tableNames[t.table], a).ColumnExpr(columns(t, r.cols, a)), r.conds...)
-	var q schema.QueryAppender
-	var read func(pgx.Rows) error
-	if ids == nil {
-		inner = b.where(inner, r.after).OrderExpr(orders[t].OrderBy(a))
-		n := r.first + 1
-		if l := x.budget.Limit(); l > 0 {
-			n = min(n, l)
+	s, err := x.stmt(r, "page", ids, func(b *builder) schema.QueryAppender {
+		inner := b.where(b.sel(tableNames[t.table], a).ColumnExpr(columns(t, r.cols, a)), r.conds...)
+		if ids == nil {
+			return b.limited(b.where(inner, r.after).OrderExpr(orders[t].OrderBy(a)), slotFirst)
 		}
-		q = b.limited(inner, n)
-		read = x.rootRows(r)
-	} else {
 		inner = b.where(inner.Where(a+"."+r.spec.parentCol+" = parent.id"), r.after).OrderExpr(orders[t].OrderBy(a))
 		outer := b.db.NewSelect().ColumnExpr("parent.id").ColumnExpr("x.*").
-			TableExpr("unnest(?::uuid[]) AS parent(id)", b.p(ids)).
+			TableExpr("unnest(?::uuid[]) AS parent(id)", b.p(slotKeys)).
 			Join("JOIN LATERAL (? LIMIT ?) AS x ON TRUE", inner, b.p(r.first+1))
-		q = b.limited(outer, x.limit())
-		read = x.grouped(r, t, x.addRow(r))
-	}
-	s, err := b.stmt(q, read)
+		return b.limited(outer, slotLimit)
+	}, x.pageRows(r, ids != nil))
 	if err != nil || !(r.total || r.args.after != nil) {
 		return one(s, err)
 	}
@@ -54,35 +46,42 @@ func (x *exec) pageStatements(r *rel, ids []uuid.UUID) ([]*stmt, error) {
 	return []*stmt{s, c}, nil
 }
 
-// addRow adds a row to its parent's page: the first `first`, then the
-// look-ahead row that says there is a next page.
-func (x *exec) addRow(r *rel) func(parent uuid.UUID, o any) {
+// pageRows reads a page statement's rows (leading with their parent's id
+// when nested) into the parents' pages: the first `first`, then the
+// look-ahead row, which says there is a next page and is not decoded.
+func (x *exec) pageRows(r *rel, nested bool) func(pgx.Rows) error {
 	res := x.res[r.idx]
-	return func(parent uuid.UUID, o any) {
-		res.read++
-		v := res.by[parent]
-		if v == nil {
-			v = &value{page: &page{rows: make([]any, 0, min(r.first, 16))}}
-			res.by[parent] = v
-		}
-		if len(v.page.rows) == r.first {
-			v.page.hasNext = true
-			return
-		}
-		v.page.rows = append(v.page.rows, o)
-	}
-}
-
-func (x *exec) rootRows(r *rel) func(pgx.Rows) error {
-	add := x.addRow(r)
 	return func(rows pgx.Rows) error {
-		sc := newScanner(r.spec.target, r.cols)
+		var parent uuid.UUID
+		var sc *scanner
+		if nested {
+			sc = newScanner(r.spec.target, r.cols, (*[16]byte)(&parent))
+		} else {
+			sc = newScanner(r.spec.target, r.cols)
+		}
 		for rows.Next() {
+			res.read++
+			if nested {
+				raw := rows.RawValues()[0] // a uuid, in binary: its 16 bytes
+				if len(raw) != len(parent) {
+					return fmt.Errorf("readplan: a parent id of %d bytes", len(raw))
+				}
+				copy(parent[:], raw)
+			}
+			v := res.by[parent]
+			if v == nil {
+				v = &value{page: &page{rows: make([]any, 0, min(r.first, 16))}}
+				res.by[parent] = v
+			}
+			if len(v.page.rows) == r.first {
+				v.page.hasNext = true
+				continue
+			}
 			o, err := sc.next(rows)
 			if err != nil {
 				return err
 			}
-			add(uuid.Nil, o)
+			v.page.rows = append(v.page.rows, o)
 		}
 		return nil
 	}
@@ -92,22 +91,24 @@ func (x *exec) rootRows(r *rel) func(pgx.Rows) error {
 // cursor: the executor's statement reads one more row for a parent that
 // has some (it carries the count), which the row budget counts.
 func (x *exec) countStatement(r *rel, ids []uuid.UUID) (*stmt, error) {
-	t, b := r.spec.target, &builder{db: x.db}
+	t := r.spec.target
 	a := t.table.Alias()
-	q := b.sel(tableNames[t.table], a)
-	if ids != nil {
-		q = q.ColumnExpr(a+"."+r.spec.parentCol).Where(a+"."+r.spec.parentCol+" = ANY(?::uuid[])", b.p(ids)).
-			GroupExpr(a + "." + r.spec.parentCol)
-	}
-	q = q.ColumnExpr("count(*)")
-	if r.args.after != nil {
-		q = q.ColumnExpr("count(*) FILTER (WHERE NOT ("+r.after.SQL+"))", b.params(r.after.Args)...)
-	} else {
-		q = q.ColumnExpr("0")
-	}
 	res := x.res[r.idx]
 	res.counts = map[uuid.UUID][2]int{}
-	return b.stmt(b.where(q, r.conds...), func(rows pgx.Rows) error {
+	return x.stmt(r, "count", ids, func(b *builder) schema.QueryAppender {
+		q := b.sel(tableNames[t.table], a)
+		if ids != nil {
+			q = q.ColumnExpr(a+"."+r.spec.parentCol).Where(a+"."+r.spec.parentCol+" = ANY(?::uuid[])", b.p(slotKeys)).
+				GroupExpr(a + "." + r.spec.parentCol)
+		}
+		q = q.ColumnExpr("count(*)")
+		if r.args.after != nil {
+			q = q.ColumnExpr("count(*) FILTER (WHERE NOT ("+r.after.SQL+"))", b.params(r.after.Args)...)
+		} else {
+			q = q.ColumnExpr("0")
+		}
+		return b.where(q, r.conds...)
+	}, func(rows pgx.Rows) error {
 		var parent uuid.UUID
 		var n [2]int
 		dests := []any{&n[0], &n[1]}
@@ -157,16 +158,16 @@ func (x *exec) finishPages(r *rel, keys []uuid.UUID) {
 // targetStatement reads the parents' whole target lists (the executor
 // reads them whole and pages them itself: graph.SlicePage).
 func (x *exec) targetStatement(r *rel, ids []uuid.UUID) ([]*stmt, error) {
-	b := &builder{db: x.db}
 	all := colset(0)
 	for _, c := range targetType.cols {
 		all |= c.bit
 	}
-	q := b.sel("agent_targets", "t").ColumnExpr(columns(targetType, all, "t")).
-		Where("t."+r.spec.parentCol+" = ANY(?::uuid[])", b.p(ids))
-	q = b.where(q, r.conds...).OrderExpr("t.created_at, t.id")
 	res := x.res[r.idx]
-	return one(b.stmt(b.limited(q, x.limit()), func(rows pgx.Rows) error {
+	return one(x.stmt(r, "targets", ids, func(b *builder) schema.QueryAppender {
+		q := b.sel("agent_targets", "t").ColumnExpr(columns(targetType, all, "t")).
+			Where("t."+r.spec.parentCol+" = ANY(?::uuid[])", b.p(slotKeys))
+		return b.limited(b.where(q, r.conds...).OrderExpr("t.created_at, t.id"), slotLimit)
+	}, func(rows pgx.Rows) error {
 		sc := newScanner(targetType, all)
 		for rows.Next() {
 			o, err := sc.next(rows)

@@ -17,6 +17,7 @@ package readplan
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -49,10 +50,18 @@ type Planner struct {
 	// same query again and again), instead of growing to it by doubling
 	// (a third of a large read's allocations).
 	sizes *lru.LRU[int]
+	// plans are recent plans, by document, variables and scope (a plan
+	// and its statements' texts are built once: a dashboard asks the same
+	// query again and again); they are not changed by executions.
+	plans *lru.LRU[*plan]
 }
 
-// sizeHints is how many documents' answer sizes the planner remembers.
-const sizeHints = 256
+// sizeHints is how many documents' answer sizes the planner remembers,
+// plans how many plans.
+const (
+	sizeHints = 256
+	plans     = 256
+)
 
 // metrics count what the planner sends PostgreSQL.
 type metrics struct {
@@ -70,7 +79,7 @@ func New(db *bun.DB, rowBudget int, logger *slog.Logger) *Planner {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Planner{db: db, rowBudget: rowBudget, logger: logger, sizes: lru.New[int](sizeHints),
+	return &Planner{db: db, rowBudget: rowBudget, logger: logger, sizes: lru.New[int](sizeHints), plans: lru.New[*plan](plans),
 		planned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "brokkr_read_planner_planned_total",
 			Help: "Query operations answered by the read planner.",
@@ -125,11 +134,18 @@ func (p *Planner) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 	if !ok {
 		return p.fallback(ctx, next, "unauthenticated")
 	}
-	pl, reason := walk(ctx, oc, scope)
-	if reason != "" {
-		return p.fallback(ctx, next, reason)
+	key, cacheable := planKey(oc, scope)
+	pl, ok := p.plans.Get(ctx, key)
+	if !ok || !cacheable {
+		var reason string
+		if pl, reason = walk(ctx, oc, scope); reason != "" {
+			return p.fallback(ctx, next, reason)
+		}
+		if cacheable {
+			p.plans.Add(ctx, key, pl)
+		}
 	}
-	resp, err := p.answer(ctx, pl)
+	resp, err := p.answer(ctx, oc, pl)
 	if err != nil {
 		p.logger.ErrorContext(ctx, "readplan: planner failed; the executor answers", "err", err)
 		return p.fallback(ctx, next, "panic")
@@ -139,6 +155,17 @@ func (p *Planner) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 	return resp
 }
 
+// planKey identifies a plan: the document and operation, the variables
+// and the scope. A query whose variables do not encode is not cached.
+func planKey(oc *graphql.OperationContext, s models.Scope) (string, bool) {
+	vars, err := json.Marshal(oc.Variables)
+	if err != nil {
+		return "", false
+	}
+	return string(s.Role) + " " + s.GeneratorID.String() + " " + s.AgentID.String() + "\n" +
+		oc.OperationName + "\n" + string(vars) + "\n" + oc.RawQuery, true
+}
+
 func (p *Planner) fallback(ctx context.Context, next graphql.ResponseHandler, reason string) *graphql.Response {
 	p.fallbacks.WithLabelValues(reason).Inc()
 	return next(ctx)
@@ -146,7 +173,7 @@ func (p *Planner) fallback(ctx context.Context, next graphql.ResponseHandler, re
 
 // answer executes a plan and writes its answer. A panic is returned as an
 // error (nothing of the answer has been sent yet: the executor answers).
-func (p *Planner) answer(ctx context.Context, pl *plan) (resp *graphql.Response, err error) {
+func (p *Planner) answer(ctx context.Context, oc *graphql.OperationContext, pl *plan) (resp *graphql.Response, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
@@ -168,7 +195,7 @@ func (p *Planner) answer(ctx context.Context, pl *plan) (resp *graphql.Response,
 	}
 	ctx = graphql.WithFreshResponseContext(ctx)
 	w := &writer{x: x, ctx: ctx}
-	doc := pl.oc.OperationName + "\n" + pl.oc.RawQuery
+	doc := oc.OperationName + "\n" + oc.RawQuery
 	if n, ok := p.sizes.Get(ctx, doc); ok {
 		w.b = make([]byte, 0, n+n/8)
 	}

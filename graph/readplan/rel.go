@@ -2,6 +2,7 @@ package readplan
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
@@ -97,6 +98,8 @@ type rel struct {
 	total   bool        // totalCount is asked
 	// mapped: the conditions on the rows behind the targets
 	behind []models.Cond
+	// templates are its statements, by name, once built (see template).
+	templates sync.Map
 }
 
 func idCol(t *objType) colset {

@@ -23,7 +23,9 @@ type objType struct {
 	cols   []*column
 	fields map[string]*column
 	rels   map[string]*relSpec
-	newRow func() any
+	// rowsOf returns a function that makes rows, a chunk at a time (one
+	// allocation for many rows of one statement).
+	rowsOf func() func() any
 	id     func(any) uuid.UUID
 	// key is the sort key of a row: what its cursor encodes.
 	key func(any) (at time.Time, id uuid.UUID, seq int64)
@@ -74,9 +76,21 @@ func scanDest(p any) any {
 func mkType[T any](name string, table models.Table, cols []*column, fields map[string]string,
 	id func(*T) uuid.UUID, key func(*T) (time.Time, uuid.UUID, int64)) *objType {
 	t := &objType{name: name, table: table, cols: cols, fields: map[string]*column{}, rels: map[string]*relSpec{},
-		newRow: func() any { return new(T) },
-		id:     func(o any) uuid.UUID { return id(o.(*T)) },
-		key:    func(o any) (time.Time, uuid.UUID, int64) { return key(o.(*T)) },
+		rowsOf: func() func() any {
+			var chunk []T
+			n := 2
+			return func() any {
+				if len(chunk) == 0 {
+					n = min(2*n, maxRowChunk)
+					chunk = make([]T, n)
+				}
+				o := &chunk[0]
+				chunk = chunk[1:]
+				return o
+			}
+		},
+		id:  func(o any) uuid.UUID { return id(o.(*T)) },
+		key: func(o any) (time.Time, uuid.UUID, int64) { return key(o.(*T)) },
 	}
 	for i, c := range cols {
 		c.bit = 1 << i
@@ -86,6 +100,9 @@ func mkType[T any](name string, table models.Table, cols []*column, fields map[s
 	}
 	return t
 }
+
+// maxRowChunk is the most rows allocated at once (chunks double up to it).
+const maxRowChunk = 64
 
 func createdKey(at time.Time, id uuid.UUID) (time.Time, uuid.UUID, int64) { return at, id, 0 }
 

@@ -96,13 +96,68 @@ func (b *builder) limited(q *bun.SelectQuery, n any) *bun.RawQuery {
 	return b.db.NewRaw("? LIMIT ?", q, b.p(n))
 }
 
-// stmt formats q into a statement read by read.
-func (b *builder) stmt(q schema.QueryAppender, read func(pgx.Rows) error) (*stmt, error) {
-	text, err := q.AppendQuery(b.db.QueryGen(), nil)
+// slot is a parameter whose value each execution gives: a statement's
+// text and its other arguments depend on the plan only, and are built once
+// per plan (see rel.template).
+type slot int
+
+const (
+	slotKeys  slot = iota + 1 // the parents' (or rows') ids
+	slotLimit                 // the rows left plus one; nil without a budget
+	slotFirst                 // a root page's LIMIT: first+1, at most slotLimit
+)
+
+// template is a statement's text and arguments, slots among them.
+type template struct {
+	sql  string
+	args []any
+}
+
+// template returns r's statement called name, building it with build the
+// first time (plans are shared by concurrent executions: see planCache).
+func (r *rel) template(db *bun.DB, name string, build func(b *builder) schema.QueryAppender) (*template, error) {
+	if t, ok := r.templates.Load(name); ok {
+		return t.(*template), nil
+	}
+	b := &builder{db: db}
+	text, err := build(b).AppendQuery(db.QueryGen(), nil)
 	if err != nil {
 		return nil, err
 	}
-	return &stmt{sql: string(text), args: b.args, read: read}, nil
+	t, _ := r.templates.LoadOrStore(name, &template{sql: string(text), args: b.args})
+	return t.(*template), nil
+}
+
+// stmt is r's statement called name for this execution: its slots filled
+// in (ids: the keys it reads), its rows read by read.
+func (x *exec) stmt(r *rel, name string, ids []uuid.UUID, build func(b *builder) schema.QueryAppender, read func(pgx.Rows) error) (*stmt, error) {
+	t, err := r.template(x.db, name, build)
+	if err != nil {
+		return nil, err
+	}
+	args := make([]any, len(t.args))
+	for i, a := range t.args {
+		s, ok := a.(slot)
+		switch {
+		case !ok:
+			args[i] = a
+		case s == slotKeys:
+			keys := make([][16]byte, len(ids))
+			for j, id := range ids {
+				keys[j] = id
+			}
+			args[i] = keys
+		case s == slotLimit:
+			args[i] = x.limit()
+		case s == slotFirst:
+			n := r.first + 1
+			if l := x.budget.Limit(); l > 0 {
+				n = min(n, l)
+			}
+			args[i] = n
+		}
+	}
+	return &stmt{sql: t.sql, args: args, read: read}, nil
 }
 
 // columns is the SELECT list of the columns set of t over alias.
@@ -123,12 +178,13 @@ func columns(t *objType, set colset, alias string) string {
 // scanner scans rows of t's columns set, after lead leading columns.
 type scanner struct {
 	t     *objType
+	row   func() any
 	cols  []*column
 	dests []any
 }
 
 func newScanner(t *objType, set colset, lead ...any) *scanner {
-	s := &scanner{t: t}
+	s := &scanner{t: t, row: t.rowsOf()}
 	for _, c := range t.cols {
 		if set&c.bit != 0 {
 			s.cols = append(s.cols, c)
@@ -141,7 +197,7 @@ func newScanner(t *objType, set colset, lead ...any) *scanner {
 
 // next scans the current row into a new object.
 func (s *scanner) next(rows pgx.Rows) (any, error) {
-	o := s.t.newRow()
+	o := s.row()
 	lead := len(s.dests) - len(s.cols)
 	for i, c := range s.cols {
 		s.dests[lead+i] = c.dest(o)

@@ -3,6 +3,7 @@ package readplan
 import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/brokkr/brokkr/models"
 )
@@ -31,7 +32,7 @@ func (x *exec) statements(ph *phase) ([]*stmt, error) {
 	case kindPage:
 		return x.pageStatements(r, ids)
 	case kindEntity:
-		return x.entityStatement(r, ids, r.spec.target, r.conds, x.byID(r))
+		return x.entityStatement(r, "entity", ids, r.conds, x.byID(r))
 	case kindViewerEntity:
 		return x.viewerStatement(r)
 	case kindLabels, kindAnnotations:
@@ -40,7 +41,7 @@ func (x *exec) statements(ph *phase) ([]*stmt, error) {
 		return x.latestStatement(r, ids)
 	case kindTargets, kindMapped:
 		if ph.n == 1 {
-			return x.entityStatement(r, ids, r.spec.target, r.behind, x.behindRows(r))
+			return x.entityStatement(r, "behind", ids, r.behind, x.behindRows(r))
 		}
 		return x.targetStatement(r, ids)
 	case kindDesired:
@@ -70,10 +71,12 @@ func one(s *stmt, err error) ([]*stmt, error) {
 func (x *exec) rootStatements(r *rel) ([]*stmt, error) {
 	switch r.spec.kind {
 	case kindGet:
-		t, b := r.spec.target, &builder{db: x.db}
+		t := r.spec.target
 		a := t.table.Alias()
-		q := b.sel(tableNames[t.table], a).ColumnExpr(columns(t, r.cols, a)).Where(a+".id = ?", b.p(r.args.id))
-		return one(b.stmt(b.where(q, r.conds...), x.byID(r)))
+		return one(x.stmt(r, "get", nil, func(b *builder) schema.QueryAppender {
+			q := b.sel(tableNames[t.table], a).ColumnExpr(columns(t, r.cols, a)).Where(a+".id = ?", b.p(r.args.id))
+			return b.where(q, r.conds...)
+		}, x.byID(r)))
 	case kindList:
 		return x.pageStatements(r, nil)
 	case kindViewer:
@@ -104,11 +107,13 @@ func (x *exec) byID(r *rel) func(pgx.Rows) error {
 
 // entityStatement reads rows of t by id (parent edges, the rows behind
 // targets), under conds.
-func (x *exec) entityStatement(r *rel, ids []uuid.UUID, t *objType, conds []models.Cond, read func(pgx.Rows) error) ([]*stmt, error) {
-	b := &builder{db: x.db}
+func (x *exec) entityStatement(r *rel, name string, ids []uuid.UUID, conds []models.Cond, read func(pgx.Rows) error) ([]*stmt, error) {
+	t := r.spec.target
 	a := t.table.Alias()
-	q := b.sel(tableNames[t.table], a).ColumnExpr(columns(t, r.cols, a)).Where(a+".id = ANY(?::uuid[])", b.p(ids))
-	return one(b.stmt(b.where(q, conds...), read))
+	return one(x.stmt(r, name, ids, func(b *builder) schema.QueryAppender {
+		q := b.sel(tableNames[t.table], a).ColumnExpr(columns(t, r.cols, a)).Where(a+".id = ANY(?::uuid[])", b.p(slotKeys))
+		return b.where(q, conds...)
+	}, read))
 }
 
 // viewerStatement reads the caller's own generator or agent.
@@ -121,11 +126,13 @@ func (x *exec) viewerStatement(r *rel) ([]*stmt, error) {
 	if x.p.scope.Role != role {
 		return nil, nil
 	}
-	t, b := r.spec.target, &builder{db: x.db}
+	t := r.spec.target
 	a := t.table.Alias()
-	q := b.sel(tableNames[t.table], a).ColumnExpr(columns(t, r.cols, a)).Where(a+".id = ?", b.p(id))
 	res := x.res[r.idx]
-	return one(b.stmt(b.where(q, r.conds...), func(rows pgx.Rows) error {
+	return one(x.stmt(r, "viewer", nil, func(b *builder) schema.QueryAppender {
+		q := b.sel(tableNames[t.table], a).ColumnExpr(columns(t, r.cols, a)).Where(a+".id = ?", b.p(id))
+		return b.where(q, r.conds...)
+	}, func(rows pgx.Rows) error {
 		sc := newScanner(t, r.cols)
 		for rows.Next() {
 			o, err := sc.next(rows)
@@ -140,17 +147,19 @@ func (x *exec) viewerStatement(r *rel) ([]*stmt, error) {
 
 // leafStatement reads labels or annotations of the parents.
 func (x *exec) leafStatement(r *rel, ids []uuid.UUID) ([]*stmt, error) {
-	b, s := &builder{db: x.db}, r.spec
+	s := r.spec
 	pc := s.alias + "." + s.parentCol
 	cols, order := pc+", "+s.alias+".label", pc+", "+s.alias+".label"
 	if s.kind == kindAnnotations {
 		cols, order = pc+", "+s.alias+".key, "+s.alias+".value", pc+", "+s.alias+".key"
 	}
 	vis := r.conds[0]
-	q := b.sel(s.table, s.alias).ColumnExpr(cols).Where(pc+" = ANY(?::uuid[])", b.p(ids)).
-		Where(pc+" IN ("+vis.SQL+")", b.params(vis.Args)...).OrderExpr(order)
 	res := x.res[r.idx]
-	return one(b.stmt(b.limited(q, x.limit()), func(rows pgx.Rows) error {
+	return one(x.stmt(r, "leaf", ids, func(b *builder) schema.QueryAppender {
+		q := b.sel(s.table, s.alias).ColumnExpr(cols).Where(pc+" = ANY(?::uuid[])", b.p(slotKeys)).
+			Where(pc+" IN ("+vis.SQL+")", b.params(vis.Args)...).OrderExpr(order)
+		return b.limited(q, slotLimit)
+	}, func(rows pgx.Rows) error {
 		var parent uuid.UUID
 		var k, v string
 		dests := []any{(*[16]byte)(&parent), &k}
@@ -179,12 +188,13 @@ func (x *exec) leafStatement(r *rel, ids []uuid.UUID) ([]*stmt, error) {
 
 // latestStatement reads each stack's newest live object.
 func (x *exec) latestStatement(r *rel, ids []uuid.UUID) ([]*stmt, error) {
-	b, t := &builder{db: x.db}, r.spec.target
-	inner := b.where(b.sel(tableNames[t.table], "d").ColumnExpr(columns(t, r.cols, "d")).
-		Where("d.stack_id = parent.id"), r.conds...).OrderExpr("d.sequence_id DESC").Limit(1)
-	q := b.db.NewSelect().ColumnExpr("parent.id").ColumnExpr("x.*").
-		TableExpr("unnest(?::uuid[]) AS parent(id)", b.p(ids)).Join("JOIN LATERAL (?) AS x ON TRUE", inner)
-	return one(b.stmt(q, x.grouped(r, t, func(parent uuid.UUID, o any) {
+	t := r.spec.target
+	return one(x.stmt(r, "latest", ids, func(b *builder) schema.QueryAppender {
+		inner := b.where(b.sel(tableNames[t.table], "d").ColumnExpr(columns(t, r.cols, "d")).
+			Where("d.stack_id = parent.id"), r.conds...).OrderExpr("d.sequence_id DESC").Limit(1)
+		return b.db.NewSelect().ColumnExpr("parent.id").ColumnExpr("x.*").
+			TableExpr("unnest(?::uuid[]) AS parent(id)", b.p(slotKeys)).Join("JOIN LATERAL (?) AS x ON TRUE", inner)
+	}, x.grouped(r, t, func(parent uuid.UUID, o any) {
 		x.res[r.idx].by[parent] = &value{obj: o}
 	})))
 }
@@ -207,13 +217,15 @@ func (x *exec) grouped(r *rel, t *objType, add func(parent uuid.UUID, o any)) fu
 
 // desiredStatement reads the agents' desired states.
 func (x *exec) desiredStatement(r *rel, ids []uuid.UUID) ([]*stmt, error) {
-	b, t := &builder{db: x.db}, r.spec.target
-	q := b.db.NewSelect().DistinctOn("t.agent_id, d.stack_id").ColumnExpr("t.agent_id").
-		ColumnExpr(columns(t, r.cols, "d")).TableExpr(models.DesiredStateFrom).
-		Where("t.agent_id = ANY(?::uuid[])", b.p(ids))
-	q = b.where(q, r.conds...).OrderExpr("t.agent_id, d.stack_id, d.sequence_id DESC")
+	t := r.spec.target
 	res := x.res[r.idx]
-	return one(b.stmt(b.limited(q, x.limit()), x.grouped(r, t, func(parent uuid.UUID, o any) {
+	return one(x.stmt(r, "desired", ids, func(b *builder) schema.QueryAppender {
+		q := b.db.NewSelect().DistinctOn("t.agent_id, d.stack_id").ColumnExpr("t.agent_id").
+			ColumnExpr(columns(t, r.cols, "d")).TableExpr(models.DesiredStateFrom).
+			Where("t.agent_id = ANY(?::uuid[])", b.p(slotKeys))
+		q = b.where(q, r.conds...).OrderExpr("t.agent_id, d.stack_id, d.sequence_id DESC")
+		return b.limited(q, slotLimit)
+	}, x.grouped(r, t, func(parent uuid.UUID, o any) {
 		res.read++
 		v := res.by[parent]
 		if v == nil {

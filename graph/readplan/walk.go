@@ -20,7 +20,6 @@ import (
 
 // plan is one planned operation.
 type plan struct {
-	oc     *graphql.OperationContext
 	scope  models.Scope
 	root   *selection
 	rels   []*rel     // in document order
@@ -76,6 +75,7 @@ type field struct {
 // walker builds a plan; failed says why it gave up.
 type walker struct {
 	ctx    context.Context
+	oc     *graphql.OperationContext
 	p      *plan
 	failed string
 	// names and paged are the response path being walked, and whether
@@ -96,7 +96,7 @@ func walk(ctx context.Context, oc *graphql.OperationContext, scope models.Scope)
 	if op == nil || op.Operation != ast.Query {
 		return nil, "operation"
 	}
-	w := &walker{ctx: ctx, p: &plan{oc: oc, scope: scope}}
+	w := &walker{ctx: ctx, oc: oc, p: &plan{scope: scope}}
 	w.p.root = w.rootSel(op.SelectionSet)
 	if w.failed != "" {
 		return nil, w.failed
@@ -114,7 +114,7 @@ func walk(ctx context.Context, oc *graphql.OperationContext, scope models.Scope)
 
 // collect collects a selection set's fields as the executor does.
 func (w *walker) collect(ss ast.SelectionSet, typeName string) []graphql.CollectedField {
-	fs := graphql.CollectFields(w.p.oc, ss, []string{typeName})
+	fs := graphql.CollectFields(w.oc, ss, []string{typeName})
 	for _, f := range fs {
 		if f.IsDeferred() {
 			w.fail("defer")
@@ -216,7 +216,7 @@ func (w *walker) relField(cf graphql.CollectedField, spec *relSpec, owner *rel, 
 	f := w.newField(cf, fRel)
 	f.rel = r
 	r.field = f
-	a, err := coerceArgs(cf.ArgumentMap(w.p.oc.Variables), spec.list)
+	a, err := coerceArgs(cf.ArgumentMap(w.oc.Variables), spec.list)
 	if err != nil {
 		w.fail("argument")
 		return f
