@@ -312,3 +312,28 @@ func TestPlannerFallsBack(t *testing.T) {
 		t.Error("a mutation was counted as a fallback")
 	}
 }
+
+// A plan is reused for the same document, variables and scope only: the
+// same query alternately by two tenants, and with other variables, answers
+// each as the executor does.
+func TestPlannerReusesPlansPerScope(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, api.Config{})
+	q := `query($n: Int) { stacks(first: $n) { totalCount nodes { name labels } } }`
+	seen := map[string]string{}
+	for _, c := range []struct {
+		role string
+		n    int
+	}{{"genA", 5}, {"genB", 5}, {"genA", 5}, {"genA", 1}, {"genB", 5}} {
+		b := string(f.same(t, c.role, q, map[string]any{"n": c.n}))
+		key := fmt.Sprint(c.role, c.n)
+		if prev, ok := seen[key]; ok && prev != b {
+			t.Errorf("%s: another answer the second time:\n%s\n%s", key, prev, b)
+		}
+		seen[key] = b
+	}
+	if seen["genA5"] == seen["genB5"] || seen["genA5"] == seen["genA1"] {
+		t.Fatalf("one answer for other scopes or variables: %v", seen)
+	}
+	f.allPlanned(t)
+}
