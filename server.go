@@ -39,6 +39,7 @@ import (
 	"github.com/brokkr/brokkr/localpg"
 	"github.com/brokkr/brokkr/migrations"
 	"github.com/brokkr/brokkr/models"
+	"github.com/brokkr/brokkr/wstransport"
 )
 
 // config is everything the broker reads from its environment.
@@ -341,9 +342,12 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 
 		// Open websockets by principal: the feed closes a principal's
 		// connections when it sees its key rotated or it deleted (on every
-		// replica, through NOTIFY), and shutdown closes them all.
-		sessions := api.NewSessions()
-		hub := feed.New(db, dsn, logger, feed.Options{OnRevoke: sessions.Revoke, OnPrincipalChange: sessions.Recheck})
+		// replica, through NOTIFY), re-checks them all whenever its listener
+		// (re)connects, and shutdown closes them all.
+		sessions := wstransport.NewSessions()
+		hub := feed.New(db, dsn, logger, feed.Options{
+			OnRevoke: sessions.Revoke, OnPrincipalChange: sessions.Recheck, OnListening: sessions.RecheckAll,
+		})
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {

@@ -21,7 +21,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
-	"github.com/coder/websocket"
 	"github.com/uptrace/bun"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -31,6 +30,8 @@ import (
 	"github.com/brokkr/brokkr/graph"
 	"github.com/brokkr/brokkr/graph/scalar"
 	"github.com/brokkr/brokkr/models"
+	"github.com/brokkr/brokkr/reqtext"
+	"github.com/brokkr/brokkr/wstransport"
 )
 
 // Defaults for the zero values of Config.
@@ -56,7 +57,7 @@ const (
 // above; negative limits disable that limit.
 type Config struct {
 	DB     *bun.DB
-	Feed   graph.Feed // nil: subscriptions answer an error
+	Feed   Feed // nil: subscriptions answer an error
 	Logger *slog.Logger
 
 	// AllowedOrigins are host patterns (path.Match syntax, as coder/websocket
@@ -96,7 +97,15 @@ type Config struct {
 	// Sessions tracks open websockets: the feed's revocations close a
 	// principal's connections through it, and shutdown closes them all.
 	// Nil: the handler keeps its own.
-	Sessions *Sessions
+	Sessions *wstransport.Sessions
+}
+
+// Feed is the subscription hub as the handler uses it: what the resolvers
+// need (graph.Feed), and whether it listens for the database's
+// notifications (/readyz answers ready only once it does).
+type Feed interface {
+	graph.Feed
+	Listening() bool
 }
 
 func (c *Config) defaults() {
@@ -133,7 +142,7 @@ func (c *Config) defaults() {
 		c.MaxWebsocketsPerKey = DefaultMaxWebsocketsPerKey
 	}
 	if c.Sessions == nil {
-		c.Sessions = NewSessions()
+		c.Sessions = wstransport.NewSessions()
 	}
 }
 
@@ -143,30 +152,37 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, errors.New("api.New: Config.DB is required")
 	}
 	cfg.defaults()
-	logger := cfg.Logger
 	m := newMetrics(cfg.Sessions)
+	authn := &auth.Authenticator{DB: cfg.DB, Logger: cfg.Logger}
+	presenter := graph.ErrorPresenter(cfg.Logger)
+	srv := newServer(cfg, authn, presenter, m)
 
-	authn := &auth.Authenticator{DB: cfg.DB, Logger: logger}
-	presenter := graph.ErrorPresenter(logger)
+	mux := http.NewServeMux()
+	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, presenter, authn.Middleware(srv)))))
+	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
+	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})))
+	mux.Handle("GET /readyz", m.instrument("/readyz", ready(cfg)))
+	mux.Handle("GET /metrics", m.handler())
+	return mux, nil
+}
 
+// newServer is gqlgen's handler with Brokkr's transports, extensions and
+// error presenter.
+func newServer(cfg Config, authn *auth.Authenticator, presenter graphql.ErrorPresenterFunc, m *metrics) *handler.Server {
+	var hub graph.Feed // nil unless there is one (not an interface holding nil)
+	if cfg.Feed != nil {
+		hub = cfg.Feed
+	}
+	ws := websockets(cfg, authn)
 	es := graph.NewExecutableSchema(graph.Config{
-		Resolvers:  &graph.Resolver{DB: cfg.DB, Feed: cfg.Feed, Logger: logger},
-		Directives: graph.DirectiveRoot{HasRole: graph.HasRole},
+		Resolvers:  &graph.Resolver{DB: cfg.DB, Feed: hub, Logger: cfg.Logger, Streams: ws.Take},
+		Directives: graph.DirectiveRoot{HasRole: auth.HasRole},
 	})
 	srv := handler.New(es)
-	// Keep-alives come from one goroutine for all connections (keepalive.go),
-	// not from gqlgen's ticker goroutine per connection.
-	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
-	cfg.Sessions.setRecheck(authn.Recheck)
-	cfg.Sessions.setMaxPerKey(cfg.MaxWebsocketsPerKey)
-	srv.AddTransport(&wsTransport{
-		accept:       websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
-		init:         websocketInit(authn),
-		initTimeout:  max(cfg.WebsocketInitTimeout, 0),
-		writeTimeout: max(cfg.WebsocketWriteTimeout, 0),
-		readLimit:    max(cfg.MaxBodyBytes, 0),
-		logger:       logger,
-	})
+	srv.AddTransport(ws)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})  // as gqlgen's transport.GET (httptransport.go)
 	srv.AddTransport(postTransport{}) // as gqlgen's transport.POST
@@ -180,7 +196,7 @@ func New(cfg Config) (http.Handler, error) {
 	cache := lru.New[*ast.QueryDocument](queryCacheSize)
 	srv.SetQueryCache(cache)
 	srv.SetErrorPresenter(presenter)
-	srv.SetRecoverFunc(graph.Recover(logger))
+	srv.SetRecoverFunc(graph.Recover(cfg.Logger))
 
 	// The document limits run before gqlgen parses and validates (see
 	// graph.Limits); the parser's own token limit only backs them up.
@@ -190,36 +206,57 @@ func New(cfg Config) (http.Handler, error) {
 		srv.SetParserTokenLimit(cfg.MaxTokens)
 	}
 	srv.Use(extension.Introspection{})
-	srv.Use(graph.Guard{
+	srv.Use(auth.Guard{
 		Auth:      authn,
 		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
-		Activity:  &auth.Activity{DB: cfg.DB, Logger: logger},
+		Activity:  &auth.Activity{DB: cfg.DB, Logger: cfg.Logger},
 		Presenter: presenter,
 	})
+	srv.Use(graph.FeedWake{Feed: hub})
 	srv.Use(graph.LoaderExtension{DB: cfg.DB, RowBudget: cfg.RowBudget})
 	srv.Use(m)
+	return srv
+}
 
-	mux := http.NewServeMux()
-	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, cfg.Sessions.middleware(authn.Middleware(srv))))))
-	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
-	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})))
-	mux.Handle("GET /readyz", m.instrument("/readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// websockets is the websocket transport, its sessions configured: one
+// keep-alive goroutine for all connections (not gqlgen's ticker per
+// connection), the per-key cap, and the key re-checks.
+func websockets(cfg Config, authn *auth.Authenticator) *wstransport.Transport {
+	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
+	cfg.Sessions.SetMaxPerKey(cfg.MaxWebsocketsPerKey)
+	cfg.Sessions.SetKeys(authn, cfg.Logger)
+	return wstransport.New(wstransport.Config{
+		OriginPatterns: cfg.AllowedOrigins,
+		Init:           websocketInit(authn),
+		InitTimeout:    max(cfg.WebsocketInitTimeout, 0),
+		WriteTimeout:   max(cfg.WebsocketWriteTimeout, 0),
+		ReadLimit:      max(cfg.MaxBodyBytes, 0),
+		Sessions:       cfg.Sessions,
+		Share:          graph.ShareKey,
+		Logger:         cfg.Logger,
+	})
+}
+
+// ready answers /readyz: ready once the database answers and the feed (if
+// any) listens for its notifications.
+func ready(cfg Config) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := cfg.DB.PingContext(ctx); err != nil {
-			logger.WarnContext(ctx, "api: readiness check failed", "err", err)
+			cfg.Logger.WarnContext(ctx, "api: readiness check failed", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = io.WriteString(w, "database unreachable\n")
 			return
 		}
+		if cfg.Feed != nil && !cfg.Feed.Listening() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "the feed is not listening for notifications yet\n")
+			return
+		}
 		_, _ = io.WriteString(w, "ok\n")
-	})))
-	mux.Handle("GET /metrics", m.handler())
-	return mux, nil
+	})
 }
 
 // websocketInit authenticates connection_init; a key sent as an HTTP
@@ -236,12 +273,14 @@ func websocketInit(authn *auth.Authenticator) func(context.Context, map[string]a
 // limitBody reads at most max bytes of a request body; a larger one is
 // answered 413 with a GraphQL error (BAD_USER_INPUT) before any parsing. A
 // body, or a GET request's parameters, that is not UTF-8 text is answered
-// 400 (BAD_USER_INPUT) the same way (text.go).
-func limitBody(max int64, next http.Handler) http.Handler {
+// 400 (BAD_USER_INPUT) the same way (package reqtext). The errors are coded
+// by the presenter.
+func limitBody(max int64, presenter graphql.ErrorPresenterFunc, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse := func(status int, err *models.Error) { writeError(w, r, presenter, status, err) }
 		if r.Method == http.MethodGet {
-			if err := checkQueryText(r.URL.RawQuery); err != nil {
-				writeError(w, http.StatusBadRequest, err.Error(), models.KindInvalid, nil)
+			if err := reqtext.CheckQuery(r.URL.RawQuery); err != nil {
+				refuse(http.StatusBadRequest, models.Invalid("", "%s", err))
 				return
 			}
 		}
@@ -253,25 +292,16 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			max = math.MaxInt64 - 1
 		}
 		if r.ContentLength > max {
-			tooLarge(w, max)
+			refuse(http.StatusRequestEntityTooLarge, tooLarge(max))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				tooLarge(w, max)
-				return
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) { // the server's read timeout
-				writeError(w, http.StatusRequestTimeout, "the request body did not arrive within the read timeout", models.KindInvalid, nil)
-				return
-			}
-			writeError(w, http.StatusBadRequest, "could not read the request body", models.KindInvalid, nil)
+		if status, bad := unreadable(err, max); bad != nil {
+			refuse(status, bad)
 			return
 		}
-		if err := checkJSONText(body); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error(), models.KindInvalid, nil)
+		if err := reqtext.CheckJSON(body); err != nil {
+			refuse(http.StatusBadRequest, models.Invalid("", "%s", err))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -279,17 +309,29 @@ func limitBody(max int64, next http.Handler) http.Handler {
 	})
 }
 
-func tooLarge(w http.ResponseWriter, max int64) {
-	writeError(w, http.StatusRequestEntityTooLarge, statusRequestEntityTooLargeLabel, models.KindInvalid, map[string]any{"maxBytes": max})
+// unreadable is the answer to a body that could not be read (nil when err
+// is nil): too large, too slow (the server's read timeout), or cut off.
+func unreadable(err error, max int64) (int, *models.Error) {
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, tooLarge(max)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, models.Invalid("", "the request body did not arrive within the read timeout")
+	}
+	return http.StatusBadRequest, models.Invalid("", "could not read the request body")
 }
 
-// writeError answers outside GraphQL execution in the GraphQL error shape.
-func writeError(w http.ResponseWriter, status int, msg string, code models.Kind, ext map[string]any) {
-	if ext == nil {
-		ext = map[string]any{}
-	}
-	ext["code"] = string(code)
+func tooLarge(max int64) *models.Error {
+	return &models.Error{Kind: models.KindInvalid, Message: statusRequestEntityTooLargeLabel, MaxBytes: max}
+}
+
+// writeError answers outside GraphQL execution in the GraphQL error shape,
+// the error coded by the presenter.
+func writeError(w http.ResponseWriter, r *http.Request, presenter graphql.ErrorPresenterFunc, status int, err *models.Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: ext}}})
+	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{presenter(r.Context(), err)}})
 }

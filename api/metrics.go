@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/brokkr/brokkr/wstransport"
 )
 
 // metrics are per handler (own registry), so several handlers in one
@@ -22,7 +24,7 @@ type metrics struct {
 	errors     *prometheus.CounterVec
 }
 
-func newMetrics(sessions *Sessions) *metrics {
+func newMetrics(sessions *wstransport.Sessions) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

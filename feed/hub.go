@@ -48,6 +48,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,6 +108,11 @@ type Options struct {
 	// has subscriptions: the API re-checks that principal's open websockets.
 	// It must not block.
 	OnPrincipalChange func(models.Scope)
+	// OnListening, if set, is called from the listener every time it
+	// listens again, the first time included: notifications sent while it
+	// did not listen are lost, so the API re-checks every open websocket's
+	// key (the hub itself catches up from the tables). It must not block.
+	OnListening func()
 }
 
 func (o *Options) defaults() {
@@ -152,6 +158,8 @@ type Hub struct {
 	replays chan struct{} // semaphore for replay queries
 
 	channel string // NOTIFY channel, brokkr_<schema>; set before started closes
+
+	listen atomic.Bool // the notifier listens (Listening)
 
 	mu         sync.Mutex
 	closed     bool
@@ -226,7 +234,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	n := &notifier{
 		dsn: h.dsn, channel: h.channel, logger: h.logger,
 		pingEvery: h.opts.PingInterval, pingTimeout: h.opts.PingTimeout,
-		ready: h.markResync, notify: h.onNotification,
+		ready: h.listening, lost: func() { h.listen.Store(false) }, notify: h.onNotification,
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { n.run(ctx) })
@@ -251,6 +259,21 @@ func (h *Hub) init(ctx context.Context) error {
 	h.wm = wm
 	h.mu.Unlock()
 	return nil
+}
+
+// Listening reports whether the hub listens for the database's
+// notifications now (readiness: a replica whose hub does not listen learns
+// of other replicas' writes only by its poll, and of key changes late).
+func (h *Hub) Listening() bool { return h.listen.Load() }
+
+// listening runs every time the notifier listens (again): the hub catches
+// up from the tables, and OnListening is told.
+func (h *Hub) listening() {
+	h.listen.Store(true)
+	h.markResync()
+	if f := h.opts.OnListening; f != nil {
+		f()
+	}
 }
 
 // Published wakes the local hub after a mutation committed. Other replicas

@@ -24,13 +24,12 @@ import (
 // Closing: while replaying, only the replay goroutine closes ch (others set
 // done and cancel it); once live, whoever sets done under h.mu closes ch.
 type objSub struct {
-	ch     chan *models.DeploymentObject
-	waker  *Waker // told of every send on and the close of ch (nil: nobody)
-	cancel context.CancelFunc
-	stop   func() bool       // stops the context.AfterFunc watching the caller's ctx
-	agent  *agent            // agent feeds (set by the pump before it answers)
-	view   *models.StackView // dashboard subscriptions
-	watch  *watch            // dashboard subscriptions of generators and agents
+	out[*models.DeploymentObject] // ch and its wake-ups (the Stream)
+	cancel                        context.CancelFunc
+	stop                          func() bool       // stops the context.AfterFunc watching the caller's ctx
+	agent                         *agent            // agent feeds (set by the pump before it answers)
+	view                          *models.StackView // dashboard subscriptions
+	watch                         *watch            // dashboard subscriptions of generators and agents
 
 	// Guarded by Hub.mu.
 	ready   bool                       // registration answered: dispatches reach it
@@ -95,15 +94,13 @@ func (h *Hub) deliverLocked(s *objSub, o *models.DeploymentObject, forced bool) 
 	if !forced && o.SequenceID <= s.cursor {
 		return
 	}
-	select {
-	case s.ch <- o:
-		s.waker.wake()
-		if !forced {
-			s.cursor = o.SequenceID
-		}
-	default:
+	if !s.send(o) {
 		h.logger.Info("feed: slow subscriber cut off", "buffer", cap(s.ch))
 		h.endLocked(s)
+		return
+	}
+	if !forced {
+		s.cursor = o.SequenceID
 	}
 }
 
@@ -121,8 +118,7 @@ func (h *Hub) endLocked(s *objSub) {
 	h.removeWatchLocked(s.watch)
 	h.unregisterLocked(s)
 	if s.live {
-		close(s.ch)
-		s.waker.wake()
+		s.close()
 	} else {
 		s.cancel()
 	}
@@ -197,7 +193,7 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 	send := func(o *models.DeploymentObject) bool {
 		select {
 		case s.ch <- o:
-			s.waker.wake()
+			s.wake(o)
 			return true
 		case <-ctx.Done():
 			return false
@@ -224,8 +220,7 @@ func (h *Hub) endReplay(s *objSub) {
 	}
 	h.mu.Unlock()
 	s.cancel()
-	close(s.ch)
-	s.waker.wake()
+	s.close()
 }
 
 // sendStart sends the start's initial objects and its replay; false when

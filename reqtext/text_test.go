@@ -1,8 +1,8 @@
-package api
+package reqtext
 
 import "testing"
 
-// checkJSONText's edge cases: escapes next to each other, at the end, and
+// CheckJSON's edge cases: escapes next to each other, at the end, and
 // escaped backslashes that only look like escapes.
 func TestCheckJSONText(t *testing.T) {
 	for _, c := range []struct {
@@ -27,8 +27,8 @@ func TestCheckJSONText(t *testing.T) {
 		{"\"\xff\"", false},
 		{"\"\xed\xa0\x80\"", false}, // a surrogate encoded in UTF-8
 	} {
-		if err := checkJSONText([]byte(c.in)); (err == nil) != c.ok {
-			t.Errorf("checkJSONText(%q) = %v, want ok %v", c.in, err, c.ok)
+		if err := CheckJSON([]byte(c.in)); (err == nil) != c.ok {
+			t.Errorf("CheckJSON(%q) = %v, want ok %v", c.in, err, c.ok)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package api
+package wstransport
 
 import (
 	"bufio"
@@ -10,7 +10,7 @@ import (
 
 // Buffer sizes of a websocket connection. net/http hands a hijacked
 // connection over with its own 4 KiB reader and writer; once the handler
-// has returned (shallowWebsocket.Do) these are garbage, and the connection
+// has returned (Transport.Do) these are garbage, and the connection
 // keeps smaller ones: clients send small messages (connection_init,
 // subscribe, pong), and a message larger than the write buffer costs one
 // more write call, not a copy.

@@ -1,4 +1,4 @@
-package api_test
+package wstransport_test
 
 import (
 	"context"
@@ -27,7 +27,7 @@ func TestWebsocketProtocolRules(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w := newWorldWith(t, func(e *env) api.Config { return api.Config{Feed: runFeed(t, ctx, e)} })
+	w := newWorldWith(t, func(e *env) api.Config { return api.Config{Feed: runFeed(t, ctx, e, feed.Options{})} })
 	sub, _ := json.Marshal(map[string]any{"query": `subscription { agentDeploymentObjects { id } }`})
 
 	open := func(t *testing.T, proto string, init bool) *websocket.Conn {
@@ -241,7 +241,9 @@ func TestIdleSubscriptionOwnsNoGoroutine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// 40 connections of one key: past the per-key cap, which is not what this measures.
-	w := newWorldWith(t, func(e *env) api.Config { return api.Config{Feed: runFeed(t, ctx, e), MaxWebsocketsPerKey: -1} })
+	w := newWorldWith(t, func(e *env) api.Config {
+		return api.Config{Feed: runFeed(t, ctx, e, feed.Options{}), MaxWebsocketsPerKey: -1}
+	})
 	sub, _ := json.Marshal(map[string]any{"query": `subscription { agentDeploymentObjects { id } }`})
 
 	settle := func() int {

@@ -1,4 +1,4 @@
-package api_test
+package wstransport_test
 
 import (
 	"bufio"

@@ -1,7 +1,10 @@
-package api
+// Package reqtext checks and decodes the text of GraphQL requests, the same
+// way for every transport (HTTP and websockets).
+package reqtext
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"unicode/utf8"
@@ -27,10 +30,10 @@ const (
 	surrogateEnd  = 0xDFFF
 )
 
-// checkJSONText refuses JSON text that is not valid UTF-8 or that escapes a
+// CheckJSON refuses JSON text that is not valid UTF-8 or that escapes a
 // UTF-16 surrogate other than as a high-low pair. Malformed JSON otherwise
 // is left to the decoder.
-func checkJSONText(b []byte) error {
+func CheckJSON(b []byte) error {
 	if !utf8.Valid(b) {
 		return errNotUTF8
 	}
@@ -86,11 +89,10 @@ func hex4(b []byte, i int) (rune, bool) {
 	return r, true
 }
 
-// checkQueryText is checkJSONText for a GET request's parameters: each must
-// be UTF-8, and the JSON ones (variables, extensions) must pass
-// checkJSONText. A query string that does not parse is left to the GET
+// CheckQuery is CheckJSON for a GET request's parameters: each must be
+// UTF-8, and the JSON ones (variables, extensions) must pass CheckJSON. A query string that does not parse is left to the GET
 // transport.
-func checkQueryText(rawQuery string) error {
+func CheckQuery(rawQuery string) error {
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return nil
@@ -103,9 +105,17 @@ func checkQueryText(rawQuery string) error {
 		}
 	}
 	for _, name := range jsonQueryParams {
-		if err := checkJSONText([]byte(q.Get(name))); err != nil {
+		if err := CheckJSON([]byte(q.Get(name))); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Decode decodes a request's JSON as gqlgen's transports do: numbers stay
+// exact (json.Number), so Int64 variables keep every digit.
+func Decode(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec.Decode(v)
 }

@@ -1,4 +1,4 @@
-package graph
+package auth
 
 import (
 	"context"
@@ -9,17 +9,19 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/brokkr/brokkr/auth"
 	"github.com/brokkr/brokkr/models"
 )
+
+// Per-operation authentication and authorization, as gqlgen handler
+// extensions: Guard for every operation, HasRole for @hasRole.
 
 // HasRole implements @hasRole: the caller must be authenticated and hold
 // one of roles. What a role may see and touch within that is the models
 // scope's business.
 func HasRole(ctx context.Context, _ any, next graphql.Resolver, roles []models.Role) (any, error) {
-	s, ok := auth.ForContext(ctx)
+	s, ok := ForContext(ctx)
 	if !ok {
-		return nil, auth.Failure(ctx)
+		return nil, Failure(ctx)
 	}
 	if !slices.Contains(roles, s.Role) {
 		names := make([]string, len(roles))
@@ -38,9 +40,11 @@ func HasRole(ctx context.Context, _ any, next graphql.Resolver, roles []models.R
 // runs (Cost), and is refused whole, before any of it runs, when they are not
 // there (RATE_LIMITED with retryAfter); and it refreshes last_active_at.
 type Guard struct {
-	Auth      *auth.Authenticator // rechecks websocket keys per operation
-	Limiter   *auth.RateLimiter
-	Activity  *auth.Activity
+	Auth     *Authenticator // rechecks websocket keys per operation
+	Limiter  *RateLimiter
+	Activity *Activity
+	// Presenter is the server's error presenter: the refusals are domain
+	// errors, and it alone turns them into extensions.code.
 	Presenter graphql.ErrorPresenterFunc
 }
 
@@ -54,7 +58,7 @@ func (Guard) ExtensionName() string                   { return "BrokkrGuard" }
 func (Guard) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (g Guard) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-	scope, ok := auth.ForContext(ctx)
+	scope, ok := ForContext(ctx)
 	if !ok {
 		return next(ctx)
 	}
@@ -71,13 +75,13 @@ func (g Guard) InterceptOperation(ctx context.Context, next graphql.OperationHan
 }
 
 func (g Guard) InterceptRootField(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
-	if _, ok := auth.ForContext(ctx); ok {
+	if _, ok := ForContext(ctx); ok {
 		return next(ctx)
 	}
 	if fc := graphql.GetRootFieldContext(ctx); fc != nil && strings.HasPrefix(fc.Field.Name, "__") {
 		return next(ctx) // introspection needs no key
 	}
-	graphql.AddError(ctx, auth.Failure(ctx))
+	graphql.AddError(ctx, Failure(ctx))
 	return graphql.Null
 }
 

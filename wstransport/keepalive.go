@@ -1,4 +1,4 @@
-package api
+package wstransport
 
 import (
 	"sync"
@@ -24,8 +24,7 @@ var (
 	kaMsg   = []byte(`{"type":"ka"}`)
 )
 
-// SetKeepAlive sets the keep-alive interval (0 or less: none). api.New sets
-// it from Config.KeepAlive.
+// SetKeepAlive sets the keep-alive interval (0 or less: none).
 func (s *Sessions) SetKeepAlive(every time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -33,7 +32,7 @@ func (s *Sessions) SetKeepAlive(every time.Duration) {
 }
 
 // register adds a session; s.mu is held.
-func (s *Sessions) register(ws *wsSession) {
+func (s *Sessions) register(ws *session) {
 	ws.slot = s.nextSlot
 	s.nextSlot = (s.nextSlot + 1) % keepAliveSlots
 	s.sessions[ws] = struct{}{}
@@ -55,7 +54,7 @@ func (s *Sessions) pingLoop(every time.Duration) {
 			s.mu.Unlock()
 			return
 		}
-		var due []*wsConn
+		var due []*conn
 		for ws := range s.sessions {
 			if ws.slot != slot {
 				continue
@@ -71,14 +70,14 @@ func (s *Sessions) pingLoop(every time.Duration) {
 	}
 }
 
-func pingAll(conns []*wsConn) {
-	work := make(chan *wsConn)
+func pingAll(conns []*conn) {
+	work := make(chan *conn)
 	var wg sync.WaitGroup
 	for range min(keepAliveWriters, len(conns)) {
 		wg.Go(func() {
 			for c := range work {
 				msg := kaMsg
-				if c.Subprotocol() == "graphql-transport-ws" {
+				if !c.legacy {
 					msg = pingMsg
 				}
 				// An error means the connection is closing or was cut

@@ -1,4 +1,4 @@
-package api_test
+package wstransport_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/brokkr/brokkr/api"
+	"github.com/brokkr/brokkr/wstransport"
 )
 
 // One key may hold at most MaxWebsocketsPerKey websockets at once (issue
@@ -41,8 +42,8 @@ func TestWebsocketsPerKeyCap(t *testing.T) {
 		if proto == "graphql-ws" && err == nil && typ == "connection_error" {
 			err = readAll(ctx, c)
 		}
-		if code := websocket.CloseStatus(err); code != api.CloseTooManyWebsockets {
-			t.Fatalf("%s: one websocket over the cap: %q, closed with %v (%v), want %d", proto, typ, code, err, api.CloseTooManyWebsockets)
+		if code := websocket.CloseStatus(err); code != wstransport.CloseTooManyWebsockets {
+			t.Fatalf("%s: one websocket over the cap: %q, closed with %v (%v), want %d", proto, typ, code, err, wstransport.CloseTooManyWebsockets)
 		}
 	}
 	if _, typ, err := open("graphql-transport-ws", w.agent2.key); err != nil || typ != "connection_ack" {

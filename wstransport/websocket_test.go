@@ -1,4 +1,4 @@
-package api_test
+package wstransport_test
 
 import (
 	"context"
@@ -13,50 +13,8 @@ import (
 
 	"github.com/brokkr/brokkr/api"
 	"github.com/brokkr/brokkr/auth"
+	"github.com/brokkr/brokkr/feed"
 )
-
-type wsMsg struct {
-	ID      string          `json:"id,omitempty"`
-	Type    string          `json:"type"`
-	Payload json.RawMessage `json:"payload,omitempty"`
-}
-
-// dialWS opens a GraphQL websocket with the given subprotocol and headers.
-func (e *env) dialWS(t *testing.T, ctx context.Context, proto string, header http.Header) (*websocket.Conn, *http.Response, error) {
-	t.Helper()
-	url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/query"
-	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{proto}, HTTPHeader: header})
-	if err == nil {
-		t.Cleanup(func() { c.CloseNow() })
-	}
-	return c, resp, err
-}
-
-// initWS sends connection_init with key (none when empty) and returns the
-// first answer, or the read error (a close).
-func initWS(ctx context.Context, c *websocket.Conn, key string) (wsMsg, error) {
-	payload := map[string]any{}
-	if key != "" {
-		payload["Authorization"] = "Bearer " + key
-	}
-	p, _ := json.Marshal(payload)
-	if err := wsjson.Write(ctx, c, wsMsg{Type: "connection_init", Payload: p}); err != nil {
-		return wsMsg{}, err
-	}
-	var m wsMsg
-	err := wsjson.Read(ctx, c, &m)
-	return m, err
-}
-
-// readUntilClose reads until the server closes and returns the close code.
-func readUntilClose(ctx context.Context, c *websocket.Conn) websocket.StatusCode {
-	for {
-		var m wsMsg
-		if err := wsjson.Read(ctx, c, &m); err != nil {
-			return websocket.CloseStatus(err)
-		}
-	}
-}
 
 func TestWebsocketAuthentication(t *testing.T) {
 	t.Parallel()
@@ -157,7 +115,7 @@ func TestSubscriptionThroughFeed(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w := newWorldWith(t, func(e *env) api.Config { return api.Config{Feed: runFeed(t, ctx, e)} })
+	w := newWorldWith(t, func(e *env) api.Config { return api.Config{Feed: runFeed(t, ctx, e, feed.Options{})} })
 
 	conn, _, err := w.dialWS(t, ctx, "graphql-transport-ws", nil)
 	if err != nil {
