@@ -340,14 +340,8 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 		runCtx, cancelRun := context.WithCancel(context.Background())
 		defer cancelRun()
 
-		// Open websockets by principal: the feed closes a principal's
-		// connections when it sees its key rotated or it deleted (on every
-		// replica, through NOTIFY), re-checks them all whenever its listener
-		// (re)connects, and shutdown closes them all.
 		sessions := wstransport.NewSessions()
-		hub := feed.New(db, dsn, logger, feed.Options{
-			OnRevoke: sessions.Revoke, OnPrincipalChange: sessions.Recheck, OnListening: sessions.RecheckAll,
-		})
+		hub := newHub(db, dsn, logger, sessions)
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
@@ -405,6 +399,16 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 			_ = srv.Close()
 		}
 		return nil
+	})
+}
+
+// newHub is the subscription hub, tied to the open websockets: the feed
+// closes a principal's connections when it sees its key rotated or it
+// deleted (on every replica, through NOTIFY), and re-checks them all
+// whenever its listener (re)connects; shutdown closes them all.
+func newHub(db *bun.DB, dsn string, logger *slog.Logger, sessions *wstransport.Sessions) *feed.Hub {
+	return feed.New(db, dsn, logger, feed.Options{
+		OnRevoke: sessions.Revoke, OnPrincipalChange: sessions.Recheck, OnListening: sessions.RecheckAll,
 	})
 }
 
