@@ -28,8 +28,9 @@ import (
 //     every agent has the last), or with FEED_WS_PACE every PACE whatever
 //     the delivery; it reports p50/p99 from the commit to each receipt,
 //     server CPU per object (and per delivery), and what an idle
-//     subscription costs the server: Go heap + goroutine stacks, and
-//     process RSS growth;
+//     subscription costs the server once its memory has settled
+//     (settledMem): the live heap (live objects) + goroutine stacks, the
+//     heap's spans in use, and the growth of the process's resident size;
 //   - storm: every connection dropped at once and resumed with after while
 //     objects are committed every 20 ms; it reports handshakes per second
 //     (until every agent is acknowledged and subscribed again), server and
@@ -96,7 +97,8 @@ func (r *serverRig) setup(sub *testing.B) {
 	}
 	r.ask(sub, "RESET", "OK")
 	time.Sleep(500 * time.Millisecond)
-	r.idle = memNow()
+	r.idle = settledMem()
+	profileIdle(sub, r.n)
 }
 
 // commit commits an object to the agents' stack and returns its sequence.
@@ -165,7 +167,7 @@ func (r *serverRig) fanout(b *testing.B) {
 	load := loadAverage()
 	pace := paceFromEnv(b)
 	r.ask(b, "STATS", "LAT") // start the swarm's figures here
-	stopProfile := profileServer(b, r.n)
+	stopProfile := profileCPU(b, r.n)
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime()
 	for i := 0; i < b.N; i++ {
@@ -204,8 +206,9 @@ func (r *serverRig) fanout(b *testing.B) {
 // reportMemory reports what an idle subscription costs the server.
 func (r *serverRig) reportMemory(b *testing.B) {
 	per := func(a, z uint64) float64 { return (float64(z) - float64(a)) / float64(r.n) }
-	b.ReportMetric(per(r.before.heap+r.before.stack, r.idle.heap+r.idle.stack), "server-heap+stack-B/sub")
-	b.ReportMetric(per(r.before.heap, r.idle.heap), "server-heap-B/sub")
+	b.ReportMetric(per(r.before.live+r.before.stack, r.idle.live+r.idle.stack), "server-live+stack-B/sub")
+	b.ReportMetric(per(r.before.live, r.idle.live), "server-live-heap-B/sub")
+	b.ReportMetric(per(r.before.heap, r.idle.heap), "server-heap-inuse-B/sub")
 	b.ReportMetric(per(r.before.stack, r.idle.stack), "server-stack-B/sub")
 	b.ReportMetric(per(r.before.rss, r.idle.rss), "server-rss-B/sub")
 	b.ReportMetric(float64(r.idle.goroutines-r.before.goroutines)/float64(r.n), "goroutines/sub")
@@ -297,18 +300,24 @@ func (r *serverRig) oneStorm(b *testing.B) (acked, caughtUp, cpu, dbCPU time.Dur
 	return time.Duration(ms * float64(time.Millisecond)), caughtUp, cpu, dbCPU
 }
 
-// profileServer, with FEED_WS_PROFILE_DIR set, writes heap and goroutine
-// profiles of the idle server and starts a CPU profile of the timed rounds,
-// which the returned function stops.
-func profileServer(b *testing.B, n int) (stop func()) {
+// profileIdle, with FEED_WS_PROFILE_DIR set, writes heap and goroutine
+// profiles of the idle server.
+func profileIdle(b *testing.B, n int) {
+	if prof := os.Getenv("FEED_WS_PROFILE_DIR"); prof != "" {
+		base := fmt.Sprintf("%s/conns=%d", prof, n)
+		writeProfile(b, "heap", base+".heap", 0)
+		writeProfile(b, "goroutine", base+".goroutines.txt", 1)
+	}
+}
+
+// profileCPU, with FEED_WS_PROFILE_DIR set, starts a CPU profile of the
+// timed rounds, which the returned function stops.
+func profileCPU(b *testing.B, n int) (stop func()) {
 	prof := os.Getenv("FEED_WS_PROFILE_DIR")
 	if prof == "" {
 		return func() {}
 	}
-	base := fmt.Sprintf("%s/conns=%d", prof, n)
-	writeProfile(b, "heap", base+".heap", 0)
-	writeProfile(b, "goroutine", base+".goroutines.txt", 1)
-	f, err := os.Create(base + ".cpu")
+	f, err := os.Create(fmt.Sprintf("%s/conns=%d.cpu", prof, n))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -329,9 +338,31 @@ func writeProfile(b *testing.B, name, path string, debug int) {
 	}
 }
 
+// mem is what the server process holds: the live heap (bytes of live
+// objects after a collection), the heap's spans in use (live objects and
+// the free room between them), goroutine stacks, and resident memory.
 type mem struct {
-	heap, stack, rss uint64
-	goroutines       int
+	live, heap, stack, rss uint64
+	goroutines             int
+}
+
+// settledMem is memNow once the runtime has given back what it will: the
+// background scavenger returns freed memory to the system over some
+// seconds, and an operator sees the resident size it settles at. It waits
+// until the resident size has not fallen for three seconds (at most 40).
+func settledMem() mem {
+	m := memNow()
+	for still, i := 0, 0; still < 3 && i < 40; i++ {
+		time.Sleep(time.Second)
+		next := memNow()
+		if next.rss+next.rss/200 < m.rss {
+			still = 0
+		} else {
+			still++
+		}
+		m = next
+	}
+	return m
 }
 
 func memNow() mem {
@@ -339,7 +370,7 @@ func memNow() mem {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	m := mem{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+	m := mem{live: ms.HeapAlloc, heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
 	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 1 {
 			pages, _ := strconv.ParseUint(f[1], 10, 64)
