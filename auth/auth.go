@@ -160,6 +160,21 @@ func (a *Authenticator) WebsocketInit(ctx context.Context, payload map[string]an
 	return WithScope(ctx, scope), nil
 }
 
+// Detached returns a context that carries what authentication put in ctx
+// (the principal, the reason a key was refused, a websocket's key hash)
+// and nothing else: neither ctx's end nor its other values. A websocket
+// outlives its upgrade request, and holding the request's context would
+// hold net/http's per-request state for the connection's life.
+func Detached(ctx context.Context) context.Context {
+	out := context.Background()
+	for _, k := range []any{scopeKey{}, failureKey{}, wsKeyHashKey{}} {
+		if v := ctx.Value(k); v != nil {
+			out = context.WithValue(out, k, v)
+		}
+	}
+	return out
+}
+
 // Recheck re-authenticates a websocket connection's key before each of its
 // operations, so a key rotated or deleted while the connection is open stops
 // working at once for queries and mutations sent over it too (the feed closes

@@ -61,11 +61,12 @@ func (h *Hub) AgentTargetChanges(ctx context.Context, scope models.Scope, agentI
 		return nil, nil, ErrClosed
 	}
 	h.regs = append(h.regs, r)
-	t.stop = context.AfterFunc(ctx, func() {
+	t.end = func() {
 		h.mu.Lock()
 		h.closeTargetSubLocked(t)
 		h.mu.Unlock()
-	})
+	}
+	t.stop = context.AfterFunc(ctx, t.end)
 	h.mu.Unlock()
 	h.wake()
 	// Wait until the pump has loaded the agent's targets: changes committed

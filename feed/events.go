@@ -59,11 +59,12 @@ func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *model
 	if e.watch != nil {
 		h.addWatchLocked(e.watch)
 	}
-	e.stop = context.AfterFunc(ctx, func() {
+	e.end = func() {
 		h.mu.Lock()
 		h.closeEventSubLocked(e)
 		h.mu.Unlock()
-	})
+	}
+	e.stop = context.AfterFunc(ctx, e.end)
 	return e.ch, e, nil
 }
 

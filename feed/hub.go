@@ -159,7 +159,8 @@ type Hub struct {
 
 	channel string // NOTIFY channel, brokkr_<schema>; set before started closes
 
-	listen atomic.Bool // the notifier listens (Listening)
+	listen  atomic.Bool // the notifier listens (Listening)
+	objects interned    // one value per deployment object read
 
 	mu         sync.Mutex
 	closed     bool

@@ -9,12 +9,14 @@ import (
 // besides its channel: a wake-up after every value sent on the channel
 // (with the value) and after its close (with nil), so that the consumer
 // need not keep a goroutine blocked on the channel for the subscription's
-// whole life; and Skip, which takes the next value off the channel unread.
-// The same type as wstransport.Stream and graph.Stream (an alias of one
-// unnamed interface), where the contract is spelled out.
+// whole life; Skip, which takes the next value off the channel unread; and
+// Stop, which ends the subscription as the end of the context it was made
+// with does. The same type as wstransport.Stream and graph.Stream (an
+// alias of one unnamed interface), where the contract is spelled out.
 type Stream = interface {
 	Notify(wake func(v any))
 	Skip() bool
+	Stop()
 }
 
 // out is a subscription's channel and its wake-ups (its Stream). The hub
@@ -26,6 +28,7 @@ type out[T any] struct {
 	fn    atomic.Pointer[func(any)]
 	mu    sync.Mutex // guards early, and the switch from keeping to calling
 	early []any
+	end   func() // ends the subscription (Stop), as its context's end does
 }
 
 func newOut[T any](size int) out[T] { return out[T]{ch: make(chan T, size)} }
@@ -39,6 +42,13 @@ func (o *out[T]) Notify(wake func(v any)) {
 	o.mu.Unlock()
 	for _, v := range early {
 		wake(v)
+	}
+}
+
+// Stop implements Stream.
+func (o *out[T]) Stop() {
+	if o.end != nil {
+		o.end()
 	}
 }
 

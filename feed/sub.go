@@ -159,11 +159,12 @@ func (h *Hub) subscribe(ctx context.Context, r *registration) error {
 	}
 	h.replayng[s] = struct{}{}
 	h.regs = append(h.regs, r)
-	s.stop = context.AfterFunc(ctx, func() {
+	s.end = func() {
 		h.mu.Lock()
 		h.endLocked(s)
 		h.mu.Unlock()
-	})
+	}
+	s.stop = context.AfterFunc(ctx, s.end)
 	h.mu.Unlock()
 	h.wake()
 	go h.replay(sctx, s, r)
@@ -281,7 +282,10 @@ func (h *Hub) drain(s *objSub, cursor int64, send func(*models.DeploymentObject)
 			s.live = true
 			s.cursor = cursor
 			delete(h.replayng, s)
+			cancel := s.cancel // only stops the replay, which ends here
+			s.cancel = nil
 			h.mu.Unlock()
+			cancel() // an idle subscription keeps no context of its own
 			return true
 		}
 		pending, forced := s.pending, s.forced
@@ -335,8 +339,12 @@ func (h *Hub) replayRange(ctx context.Context, s *objSub, st feedStart, send fun
 func (h *Hub) replayPage(ctx context.Context, s *objSub, st feedStart, from int64) ([]*models.DeploymentObject, error) {
 	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
+	var objs []*models.DeploymentObject
+	var err error
 	if s.agent != nil {
-		return models.FeedObjects(ctx, h.db, s.agent.id, st.stacks, from, st.to, replayPage)
+		objs, err = models.FeedObjects(ctx, h.db, s.agent.id, st.stacks, from, st.to, replayPage)
+	} else {
+		objs, err = models.StackViewObjects(ctx, h.db, *s.view, from, st.to, replayPage)
 	}
-	return models.StackViewObjects(ctx, h.db, *s.view, from, st.to, replayPage)
+	return h.objects.all(objs), err
 }

@@ -41,6 +41,7 @@ type Feed interface {
 type Stream = interface {
 	Notify(wake func(v any))
 	Skip() bool
+	Stop()
 }
 
 // Resolver holds the dependencies of every resolver; nothing else.

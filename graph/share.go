@@ -43,6 +43,9 @@ func ShareKey(oc *graphql.OperationContext) string {
 	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
 		return ""
 	}
+	// Fields are collected on a copy: the operation's own context caches
+	// what it collects for its life, and the key needs none of it.
+	oc = &graphql.OperationContext{RawQuery: oc.RawQuery, Variables: oc.Variables, OperationName: oc.OperationName, Doc: oc.Doc, Operation: oc.Operation}
 	root := graphql.CollectFields(oc, oc.Operation.SelectionSet, []string{"Subscription"})
 	if len(root) != 1 {
 		return ""

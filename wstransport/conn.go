@@ -1,9 +1,13 @@
 package wstransport
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -17,22 +21,27 @@ import (
 
 // conn is one websocket connection.
 type conn struct {
-	conn   *websocket.Conn
-	ws     *session
-	t      *Transport
-	exec   graphql.GraphExecutor
-	ctx    context.Context // the session's: ends with the connection
-	legacy bool            // subscriptions-transport-ws
+	conn *websocket.Conn
+	net  net.Conn      // the hijacked connection under conn: its write deadline
+	br   *bufio.Reader // conn's reader (awaitInput; guarded by mu once closing)
+	// readAhead: the client's first bytes were read with the upgrade and
+	// wait in br's source, where Buffered does not see them (the reader's).
+	readAhead bool
+	ws        *session
+	t         *Transport
+	exec      graphql.GraphExecutor
+	ctx       context.Context // the session's: ends with the connection
+	legacy    bool            // subscriptions-transport-ws
 
 	initTimer *time.Timer
-	stopWatch func() bool
+	writeMu   sync.Mutex // one write at a time under one deadline (writeRaw)
 
 	mu      sync.Mutex
 	initing bool            // connection_init received
 	acked   bool            // connection_ack sent
 	opCtx   context.Context // what connection_init produced: carries the caller's scope
-	ops     map[string]*op
-	closing bool // the close handshake has started
+	ops     []*op           // running (at most MaxOperations: a slice is smaller than a map)
+	closing bool            // the close handshake has started
 }
 
 // message is a message of either protocol.
@@ -54,36 +63,49 @@ func (c *conn) start() {
 			}
 		})
 	}
-	// The session's end (revoked key, shutdown) closes the connection with
-	// the session's code.
-	c.stopWatch = context.AfterFunc(c.ctx, func() {
-		c.closeWith(c.ws.closeCode(closeNormal, "terminated"))
-	})
+	if c.ctx.Err() != nil { // the session was closed before it had a connection
+		if code, reason := c.ws.closeCode(); code != 0 {
+			c.closeWith(code, reason)
+		}
+	}
 	go c.read()
 }
 
-// read is the connection's goroutine: it reads messages until the
-// connection ends, then tears it down.
+// read is the connection's goroutine while it waits for the client's next
+// message: it reads and handles that message, then leaves the wait for the
+// next one to a new goroutine, or tears the connection down when it ended.
+// A goroutine's stack grows to its deepest call and shrinks at most to 4
+// KiB once grown, so a goroutine that has handled a message (through
+// coder/websocket, encoding/json and the handlers) would keep 4 KiB or
+// more for every idle connection; a fresh one waiting (awaitInput) starts
+// at the runtime's starting size, 2 KiB once most goroutines are such
+// waits, and stays there. The cost is a goroutine per client message
+// (connection_init, subscribe, a pong every keep-alive interval).
 func (c *conn) read() {
-	defer c.teardown()
-	for {
-		_, data, err := c.conn.Read(context.Background())
-		if err != nil {
-			return
-		}
-		if err := reqtext.CheckJSON(data); err != nil { // before encoding/json rewrites it
-			c.closeWith(closeBadRequest, "invalid message: "+err.Error())
-			return
-		}
-		var m message
-		if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
-			c.closeWith(closeBadRequest, "invalid message: not a JSON object with a type")
-			return
-		}
-		if !c.handle(&m) {
-			return
-		}
+	c.awaitInput()
+	if !c.readOne() {
+		c.teardown()
+		return
 	}
+	go c.read()
+}
+
+// readOne reads and handles one message; false ends the connection.
+func (c *conn) readOne() bool {
+	_, data, err := c.conn.Read(context.Background())
+	if err != nil {
+		return false
+	}
+	if err := reqtext.CheckJSON(data); err != nil { // before encoding/json rewrites it
+		c.closeWith(closeBadRequest, "invalid message: "+err.Error())
+		return false
+	}
+	var m message
+	if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
+		c.closeWith(closeBadRequest, "invalid message: not a JSON object with a type")
+		return false
+	}
+	return c.handle(&m)
 }
 
 // handle acts on one message; false ends the connection.
@@ -185,6 +207,7 @@ func (c *conn) acknowledge(ctx context.Context) bool {
 	c.mu.Unlock()
 	if c.initTimer != nil {
 		c.initTimer.Stop()
+		c.initTimer = nil // the reader's own field: nothing else reads it now
 	}
 	c.ws.acknowledged()
 	return true
@@ -246,15 +269,31 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// writeRaw writes one text message with a deadline (none if timeout is 0);
-// a write that misses it closes the connection (coder/websocket's rule).
+// writeRaw writes one text message within timeout (none if 0); a write that
+// misses it closes the connection.
+//
+// The deadline is the socket's own (net.Conn.SetWriteDeadline), set around
+// each write, rather than coder/websocket's per-write context deadline,
+// which costs a context with a timer and an AfterFunc per message: 8% of
+// the server's CPU at 10,000 subscribers (BenchmarkWebsocketServerSide,
+// issue 9). A socket write that times out leaves coder/websocket's writer
+// failed, as its own deadline closes the connection: both end here in
+// CloseNow. Drop this for the context once coder/websocket times writes
+// without a timer of their own.
 func (c *conn) writeRaw(msg []byte, timeout time.Duration) error {
-	if timeout <= 0 {
-		return c.conn.Write(context.Background(), websocket.MessageText, msg)
+	c.writeMu.Lock()
+	if timeout > 0 {
+		_ = c.net.SetWriteDeadline(time.Now().Add(timeout))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return c.conn.Write(ctx, websocket.MessageText, msg)
+	err := c.conn.Write(context.Background(), websocket.MessageText, msg)
+	if timeout > 0 {
+		_ = c.net.SetWriteDeadline(time.Time{}) // the close handshake writes without it
+	}
+	c.writeMu.Unlock()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		_ = c.conn.CloseNow()
+	}
+	return err
 }
 
 // closeWith starts the close handshake (once) and ends every operation.
@@ -280,7 +319,6 @@ func (c *conn) teardown() {
 	if c.initTimer != nil {
 		c.initTimer.Stop()
 	}
-	c.stopWatch()
 	c.ws.end()
 	c.mu.Lock()
 	closing := c.closing

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -20,10 +21,10 @@ import (
 type op struct {
 	c      *conn
 	id     string
-	cancel context.CancelFunc
 	sendMu sync.Mutex // held while a result is written (see send)
 
 	mu       sync.Mutex
+	cancel   context.CancelFunc      // a query's or mutation's: ends its work when the op ends
 	ctx      context.Context         // the operation's, once dispatched
 	next     graphql.ResponseHandler // set once the operation waits for wake-ups
 	stream   Stream                  // its source's, once it waits for wake-ups
@@ -47,7 +48,7 @@ func (c *conn) startOp(id string, payload json.RawMessage) bool {
 		c.closeWith(closeBadRequest, "invalid message: an operation needs an id")
 		return false
 	}
-	if _, dup := c.ops[id]; dup {
+	if c.op(id) != nil {
 		c.mu.Unlock()
 		c.closeWith(closeDuplicateID, fmt.Sprintf("subscriber for %s already exists", id))
 		return false
@@ -60,21 +61,28 @@ func (c *conn) startOp(id string, payload json.RawMessage) bool {
 		_ = c.writeMessage("error", id, mustJSON(gqlerror.List{e}))
 		return true
 	}
-	ctx, cancel := context.WithCancel(c.opCtx)
-	o := &op{c: c, id: id, cancel: cancel}
-	if c.ops == nil {
-		c.ops = map[string]*op{}
-	}
-	c.ops[id] = o
+	ctx := c.opCtx
+	o := &op{c: c, id: id}
+	c.ops = append(c.ops, o)
 	c.mu.Unlock()
 	go o.run(ctx, payload)
 	return true
 }
 
+// op is the running operation id (nil: none); c.mu is held.
+func (c *conn) op(id string) *op {
+	for _, o := range c.ops {
+		if o.id == id {
+			return o
+		}
+	}
+	return nil
+}
+
 // stopOp ends an operation at the client's request.
 func (c *conn) stopOp(id string) {
 	c.mu.Lock()
-	o := c.ops[id]
+	o := c.op(id)
 	c.mu.Unlock()
 	if o == nil {
 		return
@@ -90,6 +98,12 @@ func (c *conn) stopOp(id string) {
 // run parses, validates and dispatches the operation. A subscription whose
 // source hands over a Stream then waits without a goroutine; anything else
 // (queries, mutations, a failed subscription) is answered here.
+//
+// A subscription runs in the connection's context, and ends when the
+// connection does or, before, when the op ends (Stream.Stop): it keeps no
+// context of its own, which an idle subscription would pay for (a
+// cancelable context, the map of its children, its Done channel). Anything
+// else gets one, which the op's end cancels.
 func (o *op) run(ctx context.Context, payload json.RawMessage) {
 	c := o.c
 	defer o.recover(ctx)
@@ -107,18 +121,49 @@ func (o *op) run(ctx context.Context, payload json.RawMessage) {
 		o.fail(resp.Errors)
 		return
 	}
+	subscription := rc.Operation != nil && rc.Operation.Operation == ast.Subscription
+	if !subscription && !o.cancelable(&ctx) {
+		return
+	}
 	c.t.streams.expect(rc)
 	next, ctx := c.exec.DispatchOperation(ctx, rc)
 	stream := c.t.streams.collect(rc)
-	if rc.Operation == nil || rc.Operation.Operation != ast.Subscription || stream == nil {
-		o.answer(ctx, next)
+	if stream == nil {
+		if !subscription || o.cancelable(&ctx) { // a subscription without a stream blocks in next
+			o.answer(ctx, next)
+		}
 		return
 	}
+	o.waitFor(ctx, next, stream, rc)
+}
+
+// cancelable makes *ctx one that the op's end cancels; false when the op
+// has ended already.
+func (o *op) cancelable(ctx *context.Context) bool {
+	cctx, cancel := context.WithCancel(*ctx)
 	o.mu.Lock()
-	o.ctx, o.next, o.stream = ctx, next, stream
-	if c.t.cfg.Share != nil {
-		o.share = c.t.cfg.Share(rc)
+	defer o.mu.Unlock()
+	if o.done {
+		cancel()
+		return false
 	}
+	*ctx, o.cancel = cctx, cancel
+	return true
+}
+
+// waitFor makes the subscription wait for its stream's wake-ups.
+func (o *op) waitFor(ctx context.Context, next graphql.ResponseHandler, stream Stream, rc *graphql.OperationContext) {
+	share := ""
+	if o.c.t.cfg.Share != nil {
+		share = o.c.t.shared.intern(o.c.t.cfg.Share(rc))
+	}
+	o.mu.Lock()
+	if o.done { // stopped while it was being made
+		o.mu.Unlock()
+		stream.Stop()
+		return
+	}
+	o.ctx, o.next, o.stream, o.share = ctx, next, stream, share
 	o.mu.Unlock()
 	stream.Notify(o.wake) // wakes for what is ready already
 }
@@ -156,12 +201,13 @@ func (o *op) wake(v any) {
 	}
 	o.mu.Unlock()
 	if go1 {
-		go o.drain()
+		o.c.t.drainers.submit(o)
 	}
 }
 
-// drain sends what is ready, one response per ready value, then returns:
-// the subscription owns no goroutine while it waits.
+// drain sends what is ready, one response per ready value, then returns
+// (on a drainer's goroutine): the subscription owns no goroutine while it
+// waits.
 func (o *op) drain() {
 	defer o.recover(o.c.ctx)
 	for {
@@ -187,9 +233,10 @@ func (o *op) drain() {
 // another subscription of the same key already encoded for v is sent as it
 // is, and the value taken off the channel unread (Stream.Skip).
 func (o *op) deliver(v any) bool {
-	shared := v != nil && o.share != ""
-	if shared {
-		if b := o.c.t.shared.get(v, o.share); b != nil {
+	keep := false
+	if v != nil && o.share != "" {
+		var b []byte
+		if b, keep = o.c.t.shared.get(v, o.share); b != nil {
 			if !o.stream.Skip() { // cannot happen: v was sent before its wake-up
 				o.finish(true)
 				return false
@@ -206,7 +253,7 @@ func (o *op) deliver(v any) bool {
 	if err != nil {
 		return o.sent(err)
 	}
-	if shared && len(resp.Errors) == 0 && len(resp.Extensions) == 0 {
+	if keep && len(resp.Errors) == 0 && len(resp.Extensions) == 0 {
 		o.c.t.shared.put(v, o.share, b)
 	}
 	return o.sent(o.send(b))
@@ -275,16 +322,22 @@ func (o *op) end() bool {
 	done := o.done
 	o.done = true
 	o.ready = nil
+	cancel, stream := o.cancel, o.stream
 	o.mu.Unlock()
 	o.sendMu.Unlock()
 	if done {
 		return false
 	}
-	o.cancel()
+	if cancel != nil {
+		cancel()
+	}
+	if stream != nil {
+		stream.Stop()
+	}
 	c := o.c
 	c.mu.Lock()
-	if c.ops[o.id] == o {
-		delete(c.ops, o.id)
+	if i := slices.Index(c.ops, o); i >= 0 {
+		c.ops = slices.Delete(c.ops, i, i+1)
 	}
 	c.mu.Unlock()
 	return true

@@ -105,11 +105,12 @@ func principalOf(scope models.Scope) principal {
 
 // session is one open websocket as the registry sees it.
 type session struct {
-	owner   *Sessions
-	counted *principal // in owner.perKey (under owner.mu)
-	cancel  context.CancelFunc
-	slot    int    // keep-alive slot, fixed at registration
-	end     func() // forgets the session and cancels it; idempotent
+	owner     *Sessions
+	counted   principal // in owner.perKey when countedOK (under owner.mu)
+	countedOK bool
+	cancel    context.CancelFunc
+	slot      int    // keep-alive slot, fixed at registration
+	end       func() // forgets the session and cancels it; idempotent
 
 	mu     sync.Mutex
 	conn   *conn // once accepted
@@ -122,17 +123,18 @@ type session struct {
 
 // open registers a session for a websocket upgrade request, or answers 503
 // when the server is shutting down (nil). The session's context carries
-// what the request's does (the principal of an Authorization header) but
-// not its end: the connection outlives the HTTP handler.
+// what authentication put in the request's (the principal of an
+// Authorization header), but not its end: the connection outlives the
+// HTTP handler.
 func (s *Sessions) open(w http.ResponseWriter, r *http.Request) (*session, context.Context) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(auth.Detached(r.Context()))
 	ws := &session{owner: s, cancel: cancel}
 	ws.end = sync.OnceFunc(func() {
 		s.mu.Lock()
 		delete(s.sessions, ws)
-		if p := ws.counted; p != nil {
-			if s.perKey[*p]--; s.perKey[*p] <= 0 {
-				delete(s.perKey, *p)
+		if p := ws.counted; ws.countedOK {
+			if s.perKey[p]--; s.perKey[p] <= 0 {
+				delete(s.perKey, p)
 			}
 		}
 		s.mu.Unlock()
@@ -168,7 +170,7 @@ func (ws *session) admit(ctx context.Context) error {
 			return fmt.Errorf("too many websockets for this key (at most %d at once)", o.maxPerKey)
 		}
 		o.perKey[p]++
-		ws.counted = &p
+		ws.counted, ws.countedOK = p, true
 		o.mu.Unlock()
 	}
 	ws.mu.Lock()
@@ -184,24 +186,29 @@ func (ws *session) acknowledged() {
 	ws.mu.Unlock()
 }
 
+// close ends the session with code (the first one given): its operations
+// see their context end, and its connection closes with the code. A
+// connection attached after this closes as it starts (conn.start).
 func (ws *session) close(code int, reason string) {
 	ws.mu.Lock()
 	if ws.code == 0 {
 		ws.code, ws.reason = code, reason
 	}
 	ws.mu.Unlock()
-	ws.cancel()
+	ws.cancel() // before conn is read: see conn.start
+	ws.mu.Lock()
+	c := ws.conn
+	ws.mu.Unlock()
+	if c != nil {
+		c.closeWith(ws.closeCode())
+	}
 }
 
-// closeCode maps the close of a cancelled connection (1000 "terminated")
-// to the code the broker chose for it.
-func (ws *session) closeCode(code int, reason string) (int, string) {
+// closeCode is the code the session was closed with.
+func (ws *session) closeCode() (int, string) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if ws.code != 0 && code == closeNormal {
-		return ws.code, ws.reason
-	}
-	return code, reason
+	return ws.code, ws.reason
 }
 
 const revokedReason = "unauthenticated: the API key was rotated or its owner removed"

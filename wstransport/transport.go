@@ -13,7 +13,8 @@
 //   - a subscription runs on a goroutine only while it has something to
 //     send: its source hands the transport a Stream (stream.go), which wakes
 //     the operation once for every value ready on its channel and once at
-//     its end; a short-lived goroutine sends what is ready and ends;
+//     its end; one of a bounded set of drainers (drainers.go) sends what is
+//     ready;
 //   - the deep one-off work of a connection (authenticating connection_init
 //     against the database, parsing, validating and starting an operation)
 //     runs on short-lived goroutines too, so that the reader's stack stays
@@ -94,9 +95,10 @@ type Config struct {
 
 // Transport is the gqlgen transport for websocket upgrades.
 type Transport struct {
-	cfg     Config
-	streams handover
-	shared  encodings
+	cfg      Config
+	streams  handover
+	shared   encodings
+	drainers drainers
 }
 
 var _ graphql.Transport = (*Transport)(nil)
@@ -128,7 +130,8 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	if ws == nil {
 		return // shutting down: answered 503
 	}
-	wc, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	wc, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{protoTransportWS, protoLegacyWS},
 		OriginPatterns: t.cfg.OriginPatterns,
 	})
@@ -141,7 +144,7 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	} else {
 		wc.SetReadLimit(-1) // no limit (coder/websocket's own default is 32 KiB)
 	}
-	c := &conn{conn: wc, ws: ws, t: t, exec: exec, ctx: ctx, legacy: wc.Subprotocol() != protoTransportWS}
+	c := &conn{conn: wc, net: sb.conn, br: sb.br, readAhead: sb.readAhead, ws: ws, t: t, exec: exec, ctx: ctx, legacy: wc.Subprotocol() != protoTransportWS}
 	ws.attach(c)
 	c.start()
 }
