@@ -152,33 +152,19 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, errors.New("api.New: Config.DB is required")
 	}
 	cfg.defaults()
+	logger := cfg.Logger
 	m := newMetrics(cfg.Sessions)
-	authn := &auth.Authenticator{DB: cfg.DB, Logger: cfg.Logger}
-	presenter := graph.ErrorPresenter(cfg.Logger)
-	srv := newServer(cfg, authn, presenter, m)
 
-	mux := http.NewServeMux()
-	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, presenter, authn.Middleware(srv)))))
-	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
-	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})))
-	mux.Handle("GET /readyz", m.instrument("/readyz", ready(cfg)))
-	mux.Handle("GET /metrics", m.handler())
-	return mux, nil
-}
+	authn := &auth.Authenticator{DB: cfg.DB, Logger: logger}
+	presenter := graph.ErrorPresenter(logger)
 
-// newServer is gqlgen's handler with Brokkr's transports, extensions and
-// error presenter.
-func newServer(cfg Config, authn *auth.Authenticator, presenter graphql.ErrorPresenterFunc, m *metrics) *handler.Server {
 	var hub graph.Feed // nil unless there is one (not an interface holding nil)
 	if cfg.Feed != nil {
 		hub = cfg.Feed
 	}
 	ws := websockets(cfg, authn)
 	es := graph.NewExecutableSchema(graph.Config{
-		Resolvers:  &graph.Resolver{DB: cfg.DB, Feed: hub, Logger: cfg.Logger, Streams: ws.Take},
+		Resolvers:  &graph.Resolver{DB: cfg.DB, Feed: hub, Logger: logger, Streams: ws.Take},
 		Directives: graph.DirectiveRoot{HasRole: auth.HasRole},
 	})
 	srv := handler.New(es)
@@ -196,7 +182,7 @@ func newServer(cfg Config, authn *auth.Authenticator, presenter graphql.ErrorPre
 	cache := lru.New[*ast.QueryDocument](queryCacheSize)
 	srv.SetQueryCache(cache)
 	srv.SetErrorPresenter(presenter)
-	srv.SetRecoverFunc(graph.Recover(cfg.Logger))
+	srv.SetRecoverFunc(graph.Recover(logger))
 
 	// The document limits run before gqlgen parses and validates (see
 	// graph.Limits); the parser's own token limit only backs them up.
@@ -209,13 +195,23 @@ func newServer(cfg Config, authn *auth.Authenticator, presenter graphql.ErrorPre
 	srv.Use(auth.Guard{
 		Auth:      authn,
 		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
-		Activity:  &auth.Activity{DB: cfg.DB, Logger: cfg.Logger},
+		Activity:  &auth.Activity{DB: cfg.DB, Logger: logger},
 		Presenter: presenter,
 	})
 	srv.Use(graph.FeedWake{Feed: hub})
 	srv.Use(graph.LoaderExtension{DB: cfg.DB, RowBudget: cfg.RowBudget})
 	srv.Use(m)
-	return srv
+
+	mux := http.NewServeMux()
+	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, presenter, authn.Middleware(srv)))))
+	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
+	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})))
+	mux.Handle("GET /readyz", m.instrument("/readyz", ready(cfg)))
+	mux.Handle("GET /metrics", m.handler())
+	return mux, nil
 }
 
 // websockets is the websocket transport, its sessions configured: one

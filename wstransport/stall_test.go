@@ -19,7 +19,9 @@ import (
 	"github.com/brokkr/brokkr/feed"
 )
 
-// stallRig is a server whose feed buffers 4 objects per subscription and
+// stallRig is a server whose feed buffers 16 objects per subscription (4
+// MiB of this test's objects: the fast subscriber, whose client decodes
+// each 256 KiB object, is not cut off when a loaded machine slows it) and
 // whose websockets give a client 1 s to take a message.
 type stallRig struct {
 	*world
@@ -32,7 +34,7 @@ func newStallRig(t *testing.T) *stallRig {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	t.Cleanup(cancel)
 	w := newWorldWith(t, func(e *env) api.Config {
-		return api.Config{Feed: runFeed(t, ctx, e, feed.Options{BufferSize: 4}), WebsocketWriteTimeout: time.Second}
+		return api.Config{Feed: runFeed(t, ctx, e, feed.Options{BufferSize: 16}), WebsocketWriteTimeout: time.Second}
 	})
 	return &stallRig{world: w, ctx: ctx, url: "ws" + strings.TrimPrefix(w.srv.URL, "http") + "/query"}
 }
