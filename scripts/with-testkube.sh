@@ -14,7 +14,7 @@ if [[ -z "${TEST_KUBECONFIG:-}" ]]; then
 	${GO:-go} build -o .brokkr/testkube ./cmd/testkube
 	trap '.brokkr/testkube stop "$dir"' EXIT
 	start=$SECONDS
-	TEST_KUBECONFIG=$PWD/$(.brokkr/testkube start "$dir")
+	TEST_KUBECONFIG=$(.brokkr/testkube start "$dir")
 	export TEST_KUBECONFIG
 	echo "Kubernetes API server for tests: $TEST_KUBECONFIG (ready in $((SECONDS - start)) s)"
 fi
