@@ -40,7 +40,8 @@ type ExecOptions struct {
 
 // Exec runs a shell command for every object: `/bin/sh -c COMMAND`, with the
 // object's YAML on standard input (nothing for a deletion marker) and the
-// BROKKR_* variables above in its environment. Exit status 0 is SUCCESS;
+// BROKKR_* variables above in its environment (which is the agent's, less
+// BROKKR_KEY, the agent's API key). Exit status 0 is SUCCESS;
 // anything else, or a timeout, is FAILURE with the end of the command's
 // output (standard output and error together) in the message. A command
 // must therefore handle BROKKR_DELETION_MARKER=true itself, and be
@@ -70,7 +71,7 @@ func (e *Exec) Apply(ctx context.Context, obj Object) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", e.command)
 	cmd.Dir = e.opts.Dir
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(environ(),
 		EnvStackID+"="+obj.StackID,
 		EnvStackName+"="+obj.StackName,
 		EnvSequenceID+"="+strconv.FormatInt(obj.SequenceID, 10),
@@ -105,6 +106,18 @@ func (e *Exec) Apply(ctx context.Context, obj Object) error {
 		msg += ":\n" + tail
 	}
 	return errors.New(msg)
+}
+
+// environ is the agent's environment less BROKKR_KEY: the command has no
+// business calling the broker as the agent.
+func environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BROKKR_KEY=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // tailBuffer keeps the last max bytes written to it (both output streams

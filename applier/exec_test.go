@@ -59,6 +59,20 @@ func TestExecPassesTheObjectOnStdinAndInTheEnvironment(t *testing.T) {
 	}
 }
 
+func TestExecKeepsTheAgentKeyFromTheCommand(t *testing.T) {
+	// Not parallel: it sets the process environment.
+	t.Setenv("BROKKR_KEY", "brokkr_agent_secret")
+	t.Setenv("BROKKR_URL", "http://broker.example:8080")
+	e, dir := newExec(t, `env > env.txt`, 0)
+	if err := e.Apply(context.Background(), Object{StackName: "web", SequenceID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	env := readFile(t, filepath.Join(dir, "env.txt"))
+	if strings.Contains(env, "brokkr_agent_secret") || !strings.Contains(env, "BROKKR_URL=http://broker.example:8080\n") {
+		t.Fatalf("the command's environment:\n%s\nwant the agent's without BROKKR_KEY", env)
+	}
+}
+
 func TestExecFailureCarriesTheTailOfTheOutput(t *testing.T) {
 	t.Parallel()
 	e, _ := newExec(t, `echo "$((6*7))-first"; i=0; while [ $i -lt 2000 ]; do echo "line $i"; i=$((i+1)); done; echo "kubectl: error: boom" >&2; exit 3`, 0)

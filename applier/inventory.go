@@ -74,7 +74,9 @@ func (k *Kubernetes) writeInventory(ctx context.Context, obj Object, keys []obje
 			"labels": map[string]any{"app.kubernetes.io/managed-by": "brokkr"},
 		},
 	}}
-	opts := metav1.ApplyOptions{FieldManager: k.opts.FieldManager, Force: true}
+	// A field manager of its own: under the stack's, applying the namespace
+	// here would drop the fields a stack that declares it applied.
+	opts := metav1.ApplyOptions{FieldManager: k.opts.FieldManager + "-inventory", Force: true}
 	if _, err := k.dyn.Resource(namespaces).Apply(ctx, ns.GetName(), ns, opts); err != nil {
 		return fmt.Errorf("creating the inventory namespace %s: %w", ns.GetName(), err)
 	}

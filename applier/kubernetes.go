@@ -71,7 +71,8 @@ func (o *KubernetesOptions) defaults() {
 // new lacks (objects first, then CRDs, then namespaces), and records the new
 // list. A deletion marker deletes everything listed, then the inventory.
 // Nothing is deleted that no longer carries the stack's label (someone took
-// it over) or that was replaced by another object of the same name since.
+// it over) or that was replaced by another object of the same name since,
+// nor the inventory namespace itself.
 //
 // Validation happens before anything is sent: the documents must parse and
 // each needs apiVersion, kind and metadata.name ([ParseManifests]); every
@@ -214,8 +215,14 @@ func (k *Kubernetes) removeAll(ctx context.Context, stackID string, keys []objec
 	return errors.Join(errs...)
 }
 
-// remove deletes one object if it is still the stack's. Gone already is fine.
+// remove deletes one object if it is still the stack's. Gone already is
+// fine. The inventory namespace is never deleted, even when a stack declared
+// it: the other stacks' inventories live there.
 func (k *Kubernetes) remove(ctx context.Context, stackID string, key objectKey) error {
+	if key == (objectKey{Kind: "Namespace", Name: k.opts.InventoryNamespace}) {
+		k.opts.Logger.Warn("applier: leaving the inventory namespace in place", "stack", stackID, "namespace", key.Name)
+		return nil
+	}
 	m, err := k.mapping(schema.GroupKind{Group: key.Group, Kind: key.Kind}, "")
 	if meta.IsNoMatchError(err) {
 		return nil // its kind is no longer served, so it is gone

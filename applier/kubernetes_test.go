@@ -98,8 +98,13 @@ type kubeEnv struct {
 
 func newKubeEnv(t *testing.T) *kubeEnv {
 	t.Helper()
+	return newKubeEnvWith(t, KubernetesOptions{})
+}
+
+func newKubeEnvWith(t *testing.T, opts KubernetesOptions) *kubeEnv {
+	t.Helper()
 	cfg := kubetest.Config(t)
-	k, err := NewKubernetes(cfg, KubernetesOptions{})
+	k, err := NewKubernetes(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +184,7 @@ func (e *kubeEnv) gone(gvr schema.GroupVersionResource, ns, name string) {
 // when there is none.
 func (e *kubeEnv) inventory() []objectKey {
 	e.t.Helper()
-	cm, err := e.get(cmGVR, "brokkr-system", InventoryName(e.stackID))
+	cm, err := e.get(cmGVR, e.k.opts.InventoryNamespace, InventoryName(e.stackID))
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -323,6 +328,24 @@ func TestKubernetesDeletionMarkerRemovesEverythingTheStackApplied(t *testing.T) 
 	other := newKubeEnv(t)
 	if err := other.deletionMarker(4); err != nil {
 		t.Fatalf("deletion marker of a stack that applied nothing: %v", err)
+	}
+}
+
+func TestKubernetesNeverDeletesTheInventoryNamespace(t *testing.T) {
+	t.Parallel()
+	suffix := kubetest.Suffix()
+	e := newKubeEnvWith(t, KubernetesOptions{InventoryNamespace: "t-" + suffix})
+	e.suffix = suffix // the stack declares the inventory namespace as its own
+	e.mustApply(1, "ns", "cm-a")
+	if err := e.deletionMarker(2); err != nil {
+		t.Fatal(err)
+	}
+	e.gone(cmGVR, e.ns(), "a")
+	if ns := e.mustGet(nsGVR, "", e.ns()); ns.GetDeletionTimestamp() != nil {
+		t.Fatal("the deletion marker deleted the inventory namespace")
+	}
+	if inv := e.inventory(); inv != nil {
+		t.Errorf("the inventory survived the deletion marker: %s", keyStrings(inv))
 	}
 }
 
