@@ -7,6 +7,15 @@
 // Namespace stays Terminating, since finalizing it is the namespace
 // controller's job.
 //
+// The binaries come from the module in build/, separate from the main
+// module so that it never depends on k8s.io/kubernetes: kube-apiserver from
+// k8s.io/kubernetes (whose staging modules, required there as v0.0.0 and
+// replaced by directories, are pinned by replace to their published v0
+// twins) and etcd from go.etcd.io/etcd/server/v3 at the version Kubernetes
+// itself requires (Debian's etcd-server is 3.4, older than what this
+// Kubernetes is tested with, and would need apt and root). Both need only Go
+// 1.26 and the module proxy.
+//
 // A server lives in one directory:
 //
 //	dir/lock                       flock guarding start and stop
