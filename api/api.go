@@ -1,6 +1,7 @@
 // Package api assembles Brokkr's HTTP handler from a configuration: GraphQL
-// at /query (POST, GET and websockets), GraphiQL at /, /healthz, /readyz and
-// /metrics. server.go serves it; end-to-end tests run it in httptest.
+// at /query (POST, GET and websockets), GraphiQL at / (its assets, embedded,
+// under /graphiql/), /healthz, /readyz and /metrics. server.go serves it;
+// end-to-end tests run it in httptest.
 package api
 
 import (
@@ -20,7 +21,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/coder/websocket"
 	"github.com/uptrace/bun"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -30,6 +30,7 @@ import (
 	"github.com/brokkr/brokkr/auth"
 	"github.com/brokkr/brokkr/graph"
 	"github.com/brokkr/brokkr/graph/scalar"
+	"github.com/brokkr/brokkr/graphiql"
 	"github.com/brokkr/brokkr/models"
 )
 
@@ -201,7 +202,9 @@ func New(cfg Config) (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, cfg.Sessions.middleware(authn.Middleware(srv))))))
-	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
+	ui := graphiql.New() // embedded: the page loads nothing from elsewhere
+	mux.Handle("GET /{$}", m.instrument("/", ui.Page()))
+	mux.Handle("GET "+graphiql.Prefix, m.instrument("/graphiql", ui.Assets()))
 	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
