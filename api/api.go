@@ -145,7 +145,10 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	cfg.defaults()
 	logger := cfg.Logger
-	m := newMetrics(cfg.Sessions)
+	limiter := auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute)
+	m := newMetrics(cfg, limiter)
+	access := &accessLog{logger: logger}
+	cfg.Sessions.setObserver(access.websocketOpened, access.websocketClosed)
 
 	authn := &auth.Authenticator{DB: cfg.DB, Logger: logger}
 	presenter := graph.ErrorPresenter(logger)
@@ -155,6 +158,8 @@ func New(cfg Config) (http.Handler, error) {
 		Directives: graph.DirectiveRoot{HasRole: graph.HasRole},
 	})
 	srv := handler.New(es)
+	// First: it sees every answer, the other extensions' refusals included.
+	srv.Use(observer{m: m})
 	// Keep-alives come from one goroutine for all connections (keepalive.go),
 	// not from gqlgen's ticker goroutine per connection.
 	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
@@ -193,12 +198,11 @@ func New(cfg Config) (http.Handler, error) {
 	srv.Use(extension.Introspection{})
 	srv.Use(graph.Guard{
 		Auth:      authn,
-		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
+		Limiter:   limiter,
 		Activity:  &auth.Activity{DB: cfg.DB, Logger: logger},
 		Presenter: presenter,
 	})
 	srv.Use(graph.LoaderExtension{DB: cfg.DB, RowBudget: cfg.RowBudget})
-	srv.Use(m)
 
 	mux := http.NewServeMux()
 	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, cfg.Sessions.middleware(authn.Middleware(srv))))))
@@ -221,8 +225,8 @@ func New(cfg Config) (http.Handler, error) {
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})))
-	mux.Handle("GET /metrics", m.handler())
-	return mux, nil
+	mux.Handle("GET /metrics", m.instrument("/metrics", m.handler()))
+	return access.middleware(mux), nil
 }
 
 // websocketInit authenticates connection_init; a key sent as an HTTP
@@ -292,6 +296,7 @@ func writeError(w http.ResponseWriter, status int, msg string, code models.Kind,
 		ext = map[string]any{}
 	}
 	ext["code"] = string(code)
+	noteCode(w, string(code))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: ext}}})

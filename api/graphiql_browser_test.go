@@ -279,11 +279,13 @@ func TestGraphiQLInBrowser(t *testing.T) {
 
 	runInGraphiQL(t, bctx, "Viewer", `query Viewer { viewer { role } }`)
 	waitForResult(t, bctx, `"role": "ADMIN"`)
+	w.waitLogLine(t, "http request", logLine{"operation_name": "Viewer", "principal": "admin"}) // the key went as a header
 
 	// A subscription over the websocket: the replay after 0 ends with A's
 	// latest object; then an object published meanwhile appears.
 	runInGraphiQL(t, bctx, "Objects", fmt.Sprintf(`subscription Objects { stackDeploymentObjects(stackId: %q, after: 0) { sequenceId yamlContent } }`, w.stackA))
 	waitForResult(t, bctx, `kind: Secret`)
+	w.waitLogLine(t, "websocket open", logLine{}) // the subscription went over a websocket
 	w.ok(t, w.genA.key, `mutation($s: ID!, $y: String!) { createDeploymentObject(input: {stackId: $s, yamlContent: $y}) { id } }`,
 		map[string]any{"s": w.stackA, "y": "kind: ConfigMap\nmetadata:\n  name: published-while-watching\n"})
 	waitForResult(t, bctx, `published-while-watching`)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -167,6 +168,11 @@ func (c *wsConn) read() {
 	for {
 		_, data, err := c.conn.Read(context.Background())
 		if err != nil {
+			var ce websocket.CloseError // the client's close frame; none: 1006
+			if !errors.As(err, &ce) {
+				ce.Code = -1
+			}
+			c.ws.noteClose(int(ce.Code), ce.Reason, false)
 			return
 		}
 		if err := checkJSONText(data); err != nil { // before encoding/json rewrites it (text.go)
@@ -549,6 +555,7 @@ func (c *wsConn) Subprotocol() string { return c.conn.Subprotocol() }
 // The handshake runs in the background: coder/websocket waits up to 5 s for
 // the peer's close frame.
 func (c *wsConn) closeWith(code int, reason string) {
+	c.ws.noteClose(code, reason, true) // the access log keeps the first close
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
