@@ -18,8 +18,8 @@ import (
 // status, duration, bytes, remote address, principal, and for GraphQL the
 // operation's name and type and the error codes of its answer), and one per
 // websocket when it is accepted ("websocket open") and when it ends
-// ("websocket close": close code and reason, which side closed, duration,
-// principal). The lines are at info level, except those of /healthz,
+// ("websocket close": close code and reason, who closed: server, client,
+// or network for an end without a close frame; duration, principal). The lines are at info level, except those of /healthz,
 // /readyz and /metrics, which probes and scrapers call every few seconds:
 // debug.
 
@@ -202,15 +202,11 @@ func (l *accessLog) websocketOpened(ws websocketInfo) {
 }
 
 func (l *accessLog) websocketClosed(ws websocketInfo) {
-	by := "client"
-	if ws.byServer {
-		by = "server"
-	}
 	attrs := []slog.Attr{
 		slog.Uint64("websocket", ws.id),
 		slog.String("remote", ws.remote),
 		slog.Int("close_code", ws.code),
-		slog.String("closed_by", by),
+		slog.String("closed_by", ws.closedBy),
 		slog.Float64("duration_ms", millis(time.Since(ws.opened))),
 	}
 	if ws.reason != "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -186,12 +187,30 @@ func TestAccessLogWebsockets(t *testing.T) {
 	if l["closed_by"] != "server" || l["principal"] != "anonymous" || !strings.Contains(l["close_reason"], "invalid API key") {
 		t.Errorf("bad key's close: %v", l)
 	}
+	// A connection dropped without a close frame: 1006, by the network.
+	drop := w.wsClient(t, ctx, w.genA.key)
+	dropped := w.waitLogLine(t, "websocket open", logLine{"websocket": fmt.Sprint(mustAtoi(t, opened["websocket"]) + 2)})
+	_ = drop.conn.CloseNow()
+	l = w.waitLogLine(t, "websocket close", logLine{"websocket": dropped["websocket"]})
+	if l["close_code"] != "1006" || l["closed_by"] != "network" || l["principal"] != "generator" || l["principal_id"] != w.genA.id {
+		t.Errorf("dropped connection's close: %v", l)
+	}
+
 	// The upgrades are not logged as HTTP requests as well.
 	for _, l := range w.logLines("http request") {
 		if l["status"] == "101" {
 			t.Errorf("an upgrade logged as an HTTP request: %v", l)
 		}
 	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // metric reads one sample from a /metrics text: series is the name with

@@ -72,7 +72,7 @@ type websocketInfo struct {
 	authed      bool
 	code        int // the close code (closed only)
 	reason      string
-	byServer    bool
+	closedBy    string // server, client, or network: no close frame (dropped, or cut off unread)
 }
 
 // setObserver sets the access log's hook; api.New calls it before serving.
@@ -128,16 +128,13 @@ type wsSession struct {
 }
 
 // noteClose records how the connection ended, for the access log: the
-// first close seen wins (the server's, or the client's close frame; a
-// negative code, no close frame at all, is 1006).
-func (s *wsSession) noteClose(code int, reason string, byServer bool) {
-	if code < 0 {
-		code = 1006
-	}
+// first close seen wins (the server's, or the client's close frame, or the
+// connection's end without one: 1006, by the network).
+func (s *wsSession) noteClose(code int, reason, by string) {
 	s.mu.Lock()
 	if !s.closeSeen {
 		s.closeSeen = true
-		s.info.code, s.info.reason, s.info.byServer = code, reason, byServer
+		s.info.code, s.info.reason, s.info.closedBy = code, reason, by
 	}
 	s.mu.Unlock()
 }
