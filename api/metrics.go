@@ -54,6 +54,9 @@ func newMetrics(cfg Config, limiter *auth.RateLimiter) *metrics {
 			Help: "GraphQL subscriptions running, by kind (the subscription's root field).",
 		}, []string{"kind"}),
 	}
+	for _, kind := range []string{feed.KindAgentFeed, feed.KindTargetChanges, feed.KindStackDashboard, feed.KindEventDashboard} {
+		m.subscriptions.WithLabelValues(kind) // present at 0 before the first one
+	}
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "brokkr_websocket_connections",
 		Help: "Open GraphQL websocket connections.",

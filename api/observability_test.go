@@ -279,6 +279,7 @@ func TestMetricsOperability(t *testing.T) {
 		`brokkr_feed_slow_subscriber_cutoffs_total{kind="agentEvents"}`,
 		`brokkr_rate_limit_refusals_total{limit="generator_requests"}`,
 		`brokkr_rate_limit_refusals_total{limit="websockets_per_key"}`,
+		`brokkr_subscriptions{kind="stackDeploymentObjects"}`, `brokkr_subscriptions{kind="agentEvents"}`,
 	} {
 		if _, ok := metric(t, body, s); !ok {
 			t.Errorf("/metrics lacks %s", s)
