@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"os"
 	"os/exec"
 	"strings"
@@ -75,80 +76,44 @@ func (b *browserWatch) onBroker(u string) bool {
 // through only the requests for the broker.
 func (b *browserWatch) watch(t *testing.T, ctx context.Context) {
 	t.Helper()
-	paused := chromedp.Events(ctx, fetch.RequestPaused)
-	sent := chromedp.Events(ctx, network.RequestWillBeSent)
-	sockets := chromedp.Events(ctx, network.WebSocketCreated)
-	console := chromedp.Events(ctx, runtime.ConsoleAPICalled)
-	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
-	entries := chromedp.Events(ctx, cdplog.EntryAdded)
-	go func() {
-		for ev, err := range paused {
-			if err != nil {
-				return
-			}
-			if b.onBroker(ev.Request.URL) {
-				_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
-				continue
-			}
-			b.add(&b.blocked, ev.Request.URL)
-			_, _ = chromedp.Call(ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: ev.RequestID, ErrorReason: network.ErrorReasonBlockedByClient})
+	each(chromedp.Events(ctx, fetch.RequestPaused), func(ev fetch.EventRequestPaused) {
+		if b.onBroker(ev.Request.URL) {
+			_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+			return
 		}
-	}()
-	go func() {
-		for ev, err := range sent {
-			if err != nil {
-				return
-			}
-			b.add(&b.requests, ev.Request.URL)
+		b.add(&b.blocked, ev.Request.URL)
+		_, _ = chromedp.Call(ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: ev.RequestID, ErrorReason: network.ErrorReasonBlockedByClient})
+	})
+	each(chromedp.Events(ctx, network.RequestWillBeSent), func(ev network.EventRequestWillBeSent) {
+		b.add(&b.requests, ev.Request.URL)
+	})
+	each(chromedp.Events(ctx, network.WebSocketCreated), func(ev network.EventWebSocketCreated) {
+		b.add(&b.requests, ev.URL)
+		if !b.onBroker(ev.URL) {
+			b.add(&b.blocked, ev.URL)
 		}
-	}()
-	go func() {
-		for ev, err := range sockets {
-			if err != nil {
-				return
+	})
+	each(chromedp.Events(ctx, runtime.ConsoleAPICalled), func(ev runtime.EventConsoleAPICalled) {
+		if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+			var args []string
+			for _, a := range ev.Args {
+				args = append(args, string(a.Value)+a.Description)
 			}
-			b.add(&b.requests, ev.URL)
-			if !b.onBroker(ev.URL) {
-				b.add(&b.blocked, ev.URL)
-			}
+			b.add(&b.problems, "console."+string(ev.Type)+": "+strings.Join(args, " "))
 		}
-	}()
-	go func() {
-		for ev, err := range console {
-			if err != nil {
-				return
-			}
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
-				var args []string
-				for _, a := range ev.Args {
-					args = append(args, string(a.Value)+a.Description)
-				}
-				b.add(&b.problems, "console."+string(ev.Type)+": "+strings.Join(args, " "))
-			}
+	})
+	each(chromedp.Events(ctx, runtime.ExceptionThrown), func(ev runtime.EventExceptionThrown) {
+		msg := ev.ExceptionDetails.Text
+		if ev.ExceptionDetails.Exception != nil {
+			msg += " " + ev.ExceptionDetails.Exception.Description
 		}
-	}()
-	go func() {
-		for ev, err := range exceptions {
-			if err != nil {
-				return
-			}
-			msg := ev.ExceptionDetails.Text
-			if ev.ExceptionDetails.Exception != nil {
-				msg += " " + ev.ExceptionDetails.Exception.Description
-			}
-			b.add(&b.problems, "exception: "+msg)
+		b.add(&b.problems, "exception: "+msg)
+	})
+	each(chromedp.Events(ctx, cdplog.EntryAdded), func(ev cdplog.EventEntryAdded) {
+		if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Level == cdplog.EntryLevelWarning {
+			b.add(&b.problems, fmt.Sprintf("log %s/%s: %s %s", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
 		}
-	}()
-	go func() {
-		for ev, err := range entries {
-			if err != nil {
-				return
-			}
-			if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Level == cdplog.EntryLevelWarning {
-				b.add(&b.problems, fmt.Sprintf("log %s/%s: %s %s", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
-			}
-		}
-	}()
+	})
 	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +123,19 @@ func (b *browserWatch) watch(t *testing.T, ctx context.Context) {
 	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// each runs f on every event of seq, on a goroutine of its own, until the
+// tab's context ends.
+func each[E any](seq iter.Seq2[E, error], f func(E)) {
+	go func() {
+		for ev, err := range seq {
+			if err != nil {
+				return
+			}
+			f(ev)
+		}
+	}()
 }
 
 // startBrowser starts a headless Chromium with a fresh profile, no
