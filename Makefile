@@ -1,8 +1,9 @@
 # Brokkr. `make run` and `make test` are all the setup a Debian/Ubuntu machine
-# with Go needs (DESIGN §6): both install PostgreSQL first if it is missing.
+# with Go needs (DESIGN §6): both install PostgreSQL first if it is missing,
+# and make test headless Chromium (for the GraphiQL browser test).
 GO ?= go
 
-.PHONY: all deps kube build run test fmt-check vet bench generate
+.PHONY: all deps kube browser build run test fmt-check vet bench generate graphiql
 
 all: build
 
@@ -16,6 +17,10 @@ deps:
 kube:
 	GO=$(GO) $(GO) run ./cmd/testkube build
 
+# Headless Chromium for the GraphiQL browser test (installed when missing).
+browser:
+	scripts/ensure-chromium.sh
+
 build:
 	$(GO) build -o brokkr .
 
@@ -27,7 +32,7 @@ run: deps
 # .brokkr/test) and a real Kubernetes API server ($$TEST_KUBECONFIG if set,
 # else etcd and kube-apiserver in .brokkr/kube), both stopped again at the end
 # whatever the result.
-test: deps kube fmt-check vet
+test: deps kube browser fmt-check vet
 	GO=$(GO) scripts/with-testpg.sh scripts/with-testkube.sh $(GO) test -race -count=1 ./...
 
 # gofmt over the packages' directories (go list skips .brokkr, whose cluster
@@ -46,3 +51,9 @@ bench: deps
 
 generate:
 	$(GO) generate ./...
+
+# Rebuilds GraphiQL's bundled third-party assets from the npm registry
+# (graphiql/web pins the versions); needs node and npm, and is not part of
+# build or test: the output, graphiql/assets, is committed.
+graphiql:
+	scripts/build-graphiql.sh

@@ -1,6 +1,7 @@
 // Package api assembles Brokkr's HTTP handler from a configuration: GraphQL
-// at /query (POST, GET and websockets), GraphiQL at /, /healthz, /readyz and
-// /metrics. server.go serves it; end-to-end tests run it in httptest.
+// at /query (POST, GET and websockets), GraphiQL at / (its assets, embedded,
+// under /graphiql/), /healthz, /readyz and /metrics. server.go serves it;
+// end-to-end tests run it in httptest.
 package api
 
 import (
@@ -20,7 +21,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/coder/websocket"
 	"github.com/uptrace/bun"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -30,6 +30,7 @@ import (
 	"github.com/brokkr/brokkr/auth"
 	"github.com/brokkr/brokkr/graph"
 	"github.com/brokkr/brokkr/graph/scalar"
+	"github.com/brokkr/brokkr/graphiql"
 	"github.com/brokkr/brokkr/models"
 )
 
@@ -144,7 +145,10 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	cfg.defaults()
 	logger := cfg.Logger
-	m := newMetrics(cfg.Sessions)
+	limiter := auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute)
+	m := newMetrics(cfg, limiter)
+	access := &accessLog{logger: logger}
+	cfg.Sessions.setObserver(access.websocketOpened, access.websocketClosed)
 
 	authn := &auth.Authenticator{DB: cfg.DB, Logger: logger}
 	presenter := graph.ErrorPresenter(logger)
@@ -154,6 +158,8 @@ func New(cfg Config) (http.Handler, error) {
 		Directives: graph.DirectiveRoot{HasRole: graph.HasRole},
 	})
 	srv := handler.New(es)
+	// First: it sees every answer, the other extensions' refusals included.
+	srv.Use(observer{m: m})
 	// Keep-alives come from one goroutine for all connections (keepalive.go),
 	// not from gqlgen's ticker goroutine per connection.
 	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
@@ -192,16 +198,17 @@ func New(cfg Config) (http.Handler, error) {
 	srv.Use(extension.Introspection{})
 	srv.Use(graph.Guard{
 		Auth:      authn,
-		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
+		Limiter:   limiter,
 		Activity:  &auth.Activity{DB: cfg.DB, Logger: logger},
 		Presenter: presenter,
 	})
 	srv.Use(graph.LoaderExtension{DB: cfg.DB, RowBudget: cfg.RowBudget})
-	srv.Use(m)
 
 	mux := http.NewServeMux()
 	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, cfg.Sessions.middleware(authn.Middleware(srv))))))
-	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
+	ui := graphiql.New() // embedded: the page loads nothing from elsewhere
+	mux.Handle("GET /{$}", m.instrument("/", ui.Page()))
+	mux.Handle("GET "+graphiql.Prefix, m.instrument("/graphiql", ui.Assets()))
 	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -218,8 +225,8 @@ func New(cfg Config) (http.Handler, error) {
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})))
-	mux.Handle("GET /metrics", m.handler())
-	return mux, nil
+	mux.Handle("GET /metrics", m.instrument("/metrics", m.handler()))
+	return access.middleware(mux), nil
 }
 
 // websocketInit authenticates connection_init; a key sent as an HTTP
@@ -289,6 +296,7 @@ func writeError(w http.ResponseWriter, status int, msg string, code models.Kind,
 		ext = map[string]any{}
 	}
 	ext["code"] = string(code)
+	noteCode(w, string(code))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: ext}}})

@@ -54,7 +54,36 @@ type Sessions struct {
 	// recheck re-authenticates a connection's key (auth.Authenticator.Recheck
 	// on the context its connection_init produced); set by New, under mu.
 	recheck func(context.Context) error
+
+	// The access log's hook (setObserver): told of each websocket accepted
+	// and of its end, outside every lock.
+	opened, closed func(websocketInfo)
+	lastID         atomic.Uint64 // websocket ids, for the log
+	refusedPerKey  atomic.Uint64 // connection_init refused for the per-key cap
 }
+
+// websocketInfo is what the access log says of a websocket.
+type websocketInfo struct {
+	id          uint64
+	remote      string
+	subprotocol string
+	opened      time.Time
+	scope       models.Scope
+	authed      bool
+	code        int // the close code (closed only)
+	reason      string
+	closedBy    string // server, client, or network: no close frame (dropped, or cut off unread)
+}
+
+// setObserver sets the access log's hook; api.New calls it before serving.
+func (s *Sessions) setObserver(opened, closed func(websocketInfo)) {
+	s.mu.Lock()
+	s.opened, s.closed = opened, closed
+	s.mu.Unlock()
+}
+
+// refusals is the number of connection_init refused for the per-key cap.
+func (s *Sessions) refusals() uint64 { return s.refusedPerKey.Load() }
 
 // NewSessions returns an empty registry.
 func NewSessions() *Sessions {
@@ -93,12 +122,53 @@ type wsSession struct {
 	live    bool            // acknowledged (connection_ack sent): keep-alives may follow
 	code    int             // close code to use instead of 1000 when we end it
 	reason  string
+
+	info      websocketInfo // for the access log
+	closeSeen bool          // info has its close code
+}
+
+// noteClose records how the connection ended, for the access log: the
+// first close seen wins (the server's, or the client's close frame, or the
+// connection's end without one: 1006, by the network).
+func (s *wsSession) noteClose(code int, reason, by string) {
+	s.mu.Lock()
+	if !s.closeSeen {
+		s.closeSeen = true
+		s.info.code, s.info.reason, s.info.closedBy = code, reason, by
+	}
+	s.mu.Unlock()
 }
 
 func (s *wsSession) attach(c *wsConn) {
 	s.mu.Lock()
 	s.conn = c
+	s.info.subprotocol = c.Subprotocol()
+	s.info.scope, s.info.authed = auth.ForContext(c.ctx) // a key sent as a header
+	info := s.info
 	s.mu.Unlock()
+	s.owner.mu.Lock()
+	opened := s.owner.opened
+	s.owner.mu.Unlock()
+	if opened != nil {
+		opened(info)
+	}
+}
+
+// ended tells the access log that an accepted connection ended.
+func (s *wsSession) ended() {
+	s.mu.Lock()
+	attached := s.conn != nil
+	info := s.info
+	if s.authed { // connection_init's key (else a header's, if any)
+		info.scope, info.authed = s.scope, true
+	}
+	s.mu.Unlock()
+	s.owner.mu.Lock()
+	closed := s.owner.closed
+	s.owner.mu.Unlock()
+	if attached && closed != nil {
+		closed(info)
+	}
 }
 
 // authenticated records who is behind the connection: ctx is what
@@ -123,6 +193,7 @@ func (s *wsSession) admit(ctx context.Context) error {
 		}
 		if o.maxPerKey > 0 && o.perKey[p] >= o.maxPerKey {
 			o.mu.Unlock()
+			o.refusedPerKey.Add(1)
 			return fmt.Errorf("too many websockets for this key (at most %d at once)", o.maxPerKey)
 		}
 		o.perKey[p]++
@@ -261,7 +332,7 @@ func (s *Sessions) middleware(next http.Handler) http.Handler {
 			return
 		}
 		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-		ws := &wsSession{owner: s, cancel: cancel}
+		ws := &wsSession{owner: s, cancel: cancel, info: websocketInfo{id: s.lastID.Add(1), remote: r.RemoteAddr, opened: time.Now()}}
 		ws.end = sync.OnceFunc(func() {
 			s.mu.Lock()
 			delete(s.sessions, ws)
@@ -272,6 +343,7 @@ func (s *Sessions) middleware(next http.Handler) http.Handler {
 			}
 			s.mu.Unlock()
 			cancel()
+			ws.ended()
 		})
 		s.mu.Lock()
 		if s.closing {

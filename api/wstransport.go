@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -167,6 +168,11 @@ func (c *wsConn) read() {
 	for {
 		_, data, err := c.conn.Read(context.Background())
 		if err != nil {
+			if ce := (websocket.CloseError{}); errors.As(err, &ce) {
+				c.ws.noteClose(int(ce.Code), ce.Reason, "client")
+			} else {
+				c.ws.noteClose(1006, "", "network") // no close frame
+			}
 			return
 		}
 		if err := checkJSONText(data); err != nil { // before encoding/json rewrites it (text.go)
@@ -540,7 +546,11 @@ func (c *wsConn) writeRaw(msg []byte, timeout time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return c.conn.Write(ctx, websocket.MessageText, msg)
+	err := c.conn.Write(ctx, websocket.MessageText, msg)
+	if err != nil && ctx.Err() != nil { // the access log's reason, unless the reader saw the end first
+		c.ws.noteClose(1006, "write timeout: the client took no message for "+timeout.String(), "server")
+	}
+	return err
 }
 
 func (c *wsConn) Subprotocol() string { return c.conn.Subprotocol() }
@@ -549,6 +559,7 @@ func (c *wsConn) Subprotocol() string { return c.conn.Subprotocol() }
 // The handshake runs in the background: coder/websocket waits up to 5 s for
 // the peer's close frame.
 func (c *wsConn) closeWith(code int, reason string) {
+	c.ws.noteClose(code, reason, "server") // the access log keeps the first close
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()

@@ -110,6 +110,8 @@ func (h *Hub) sendTargetChangeLocked(t *targetSub, c *models.AgentTargetChange) 
 	case t.ch <- c:
 		t.waker.wake()
 	default:
+		h.logger.Info("feed: slow subscriber cut off", "kind", KindTargetChanges, "buffer", cap(t.ch))
+		h.cutOffLocked(KindTargetChanges)
 		h.closeTargetSubLocked(t)
 	}
 }

@@ -190,6 +190,8 @@ func (h *Hub) deliverEvents(fresh []*models.AgentEvent, index map[string]int, se
 			case e.ch <- ev:
 				e.waker.wake()
 			default:
+				h.logger.Info("feed: slow subscriber cut off", "kind", KindEventDashboard, "buffer", cap(e.ch))
+				h.cutOffLocked(KindEventDashboard)
 				h.closeEventSubLocked(e)
 			}
 		}
