@@ -37,6 +37,7 @@ import (
 	"github.com/brokkr/brokkr/api"
 	"github.com/brokkr/brokkr/feed"
 	"github.com/brokkr/brokkr/localpg"
+	"github.com/brokkr/brokkr/logging"
 	"github.com/brokkr/brokkr/migrations"
 	"github.com/brokkr/brokkr/models"
 	"github.com/brokkr/brokkr/wstransport"
@@ -180,8 +181,11 @@ func envOr(k, def string) string {
 }
 
 func main() {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(os.Args[1:], os.Stdout, logger); err != nil {
+	logger, err := logging.FromEnv(os.Stderr) // BROKKR_LOG_LEVEL, BROKKR_LOG_FORMAT
+	if err == nil {
+		err = run(os.Args[1:], os.Stdout, logger)
+	}
+	if err != nil {
 		logger.Error("brokkr failed", "err", err)
 		os.Exit(1)
 	}

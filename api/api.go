@@ -1,6 +1,7 @@
 // Package api assembles Brokkr's HTTP handler from a configuration: GraphQL
-// at /query (POST, GET and websockets), GraphiQL at /, /healthz, /readyz and
-// /metrics. server.go serves it; end-to-end tests run it in httptest.
+// at /query (POST, GET and websockets), GraphiQL at / (its assets, embedded,
+// under /graphiql/), /healthz, /readyz and /metrics. server.go serves it;
+// end-to-end tests run it in httptest.
 package api
 
 import (
@@ -20,7 +21,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/uptrace/bun"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -29,6 +29,7 @@ import (
 	"github.com/brokkr/brokkr/auth"
 	"github.com/brokkr/brokkr/graph"
 	"github.com/brokkr/brokkr/graph/scalar"
+	"github.com/brokkr/brokkr/graphiql"
 	"github.com/brokkr/brokkr/models"
 	"github.com/brokkr/brokkr/reqtext"
 	"github.com/brokkr/brokkr/wstransport"
@@ -153,7 +154,10 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	cfg.defaults()
 	logger := cfg.Logger
-	m := newMetrics(cfg.Sessions)
+	limiter := auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute)
+	m := newMetrics(cfg, limiter)
+	access := &accessLog{logger: logger}
+	cfg.Sessions.SetObserver(access)
 
 	authn := &auth.Authenticator{DB: cfg.DB, Logger: logger}
 	presenter := graph.ErrorPresenter(logger)
@@ -168,6 +172,8 @@ func New(cfg Config) (http.Handler, error) {
 		Directives: graph.DirectiveRoot{HasRole: auth.HasRole},
 	})
 	srv := handler.New(es)
+	// First: it sees every answer, the other extensions' refusals included.
+	srv.Use(observer{m: m, ends: ws})
 	srv.AddTransport(ws)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})  // as gqlgen's transport.GET (httptransport.go)
@@ -194,24 +200,25 @@ func New(cfg Config) (http.Handler, error) {
 	srv.Use(extension.Introspection{})
 	srv.Use(auth.Guard{
 		Auth:      authn,
-		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
+		Limiter:   limiter,
 		Activity:  &auth.Activity{DB: cfg.DB, Logger: logger},
 		Presenter: presenter,
 	})
 	srv.Use(graph.FeedWake{Feed: hub})
 	srv.Use(graph.LoaderExtension{DB: cfg.DB, RowBudget: cfg.RowBudget})
-	srv.Use(m)
 
 	mux := http.NewServeMux()
 	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, presenter, authn.Middleware(srv)))))
-	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
+	ui := graphiql.New() // embedded: the page loads nothing from elsewhere
+	mux.Handle("GET /{$}", m.instrument("/", ui.Page()))
+	mux.Handle("GET "+graphiql.Prefix, m.instrument("/graphiql", ui.Assets()))
 	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})))
 	mux.Handle("GET /readyz", m.instrument("/readyz", ready(cfg)))
-	mux.Handle("GET /metrics", m.handler())
-	return mux, nil
+	mux.Handle("GET /metrics", m.instrument("/metrics", m.handler()))
+	return access.middleware(mux), nil
 }
 
 // websockets is the websocket transport, its sessions configured: one
@@ -325,9 +332,13 @@ func tooLarge(max int64) *models.Error {
 }
 
 // writeError answers outside GraphQL execution in the GraphQL error shape,
-// the error coded by the presenter.
+// the error coded by the presenter (and noted in the access log).
 func writeError(w http.ResponseWriter, r *http.Request, presenter graphql.ErrorPresenterFunc, status int, err *models.Error) {
+	e := presenter(r.Context(), err)
+	if code, ok := e.Extensions["code"].(string); ok {
+		noteCode(w, code)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{presenter(r.Context(), err)}})
+	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{e}})
 }

@@ -104,6 +104,8 @@ func (h *Hub) sendTargetChangeLocked(t *targetSub, c *models.AgentTargetChange) 
 		return
 	}
 	if !t.send(c) {
+		h.logger.Info("feed: slow subscriber cut off", "kind", KindTargetChanges, "buffer", cap(t.ch))
+		h.cutOffLocked(KindTargetChanges)
 		h.closeTargetSubLocked(t)
 	}
 }

@@ -185,6 +185,8 @@ func (h *Hub) deliverEvents(fresh []*models.AgentEvent, index map[string]int, se
 				continue
 			}
 			if !e.send(ev) {
+				h.logger.Info("feed: slow subscriber cut off", "kind", KindEventDashboard, "buffer", cap(e.ch))
+				h.cutOffLocked(KindEventDashboard)
 				h.closeEventSubLocked(e)
 			}
 		}

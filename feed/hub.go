@@ -176,6 +176,8 @@ type Hub struct {
 	watchDirty map[uuid.UUID]struct{}            // principals whose key to check
 	wm         int64                             // watermark: highest sequence dispatched
 
+	cutOffs map[string]uint64 // slow subscribers cut off, by kind (Stats)
+
 	evSince time.Time               // agent-event cursor: events created at or after it are read
 	evSeen  map[uuid.UUID]time.Time // events delivered (created at or after evSince)
 	evInit  bool
@@ -205,7 +207,47 @@ func New(db *bun.DB, dsn string, logger *slog.Logger, opts Options) *Hub {
 		watches:    map[uuid.UUID]map[*watch]struct{}{},
 		watchDirty: map[uuid.UUID]struct{}{},
 		evSeen:     map[uuid.UUID]time.Time{},
+		cutOffs:    map[string]uint64{},
 	}
+}
+
+// Subscription kinds, as the GraphQL fields that make them (Stats.CutOffs).
+const (
+	KindAgentFeed      = "agentDeploymentObjects"
+	KindTargetChanges  = "agentTargetChanges"
+	KindStackDashboard = "stackDeploymentObjects"
+	KindEventDashboard = "agentEvents"
+)
+
+// Stats is what the hub reports for metrics.
+type Stats struct {
+	// Watermark is the newest sequence dispatched to subscribers.
+	Watermark int64
+	// CutOffs counts the subscriptions cut off for being too slow (a full
+	// buffer, or too much queued while replaying), by kind, since start.
+	CutOffs map[string]uint64
+}
+
+// Stats reports the watermark and the cut-offs so far.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := Stats{Watermark: h.wm, CutOffs: make(map[string]uint64, 4)}
+	for _, k := range []string{KindAgentFeed, KindTargetChanges, KindStackDashboard, KindEventDashboard} {
+		st.CutOffs[k] = h.cutOffs[k]
+	}
+	return st
+}
+
+// cutOffLocked counts a slow subscriber cut off.
+func (h *Hub) cutOffLocked(kind string) { h.cutOffs[kind]++ }
+
+// kind is the kind of an object subscription.
+func (s *objSub) kind() string {
+	if s.view != nil {
+		return KindStackDashboard
+	}
+	return KindAgentFeed
 }
 
 // Channel is the NOTIFY channel of the hub's schema (valid once Run started).

@@ -123,6 +123,10 @@ func TestSlowSubscriberCutOff(t *testing.T) {
 		t.Fatalf("slow subscriber got %v before the cut, want its 4 buffered", slowGot)
 	}
 	equal(t, slowGot, want[:4])
+	// The metrics see the one cut-off and the watermark past the objects.
+	if st := h.Stats(); st.CutOffs[feed.KindAgentFeed] != 1 || st.CutOffs[feed.KindStackDashboard] != 0 || st.Watermark < want[19] {
+		t.Fatalf("stats %+v, want one agent feed cut off and the watermark at %d or above", st, want[19])
+	}
 	resumed := feedOf(t, h, slow, ptr(slowGot[3]))
 	equal(t, recvN(t, resumed, 16, wait), want[4:])
 }

@@ -83,7 +83,8 @@ func (h *Hub) deliverLocked(s *objSub, o *models.DeploymentObject, forced bool) 
 	}
 	if !s.live {
 		if len(s.pending) >= h.opts.MaxPending {
-			h.logger.Info("feed: subscriber cut off while replaying (too much pending)")
+			h.logger.Info("feed: subscriber cut off while replaying (too much pending)", "kind", s.kind())
+			h.cutOffLocked(s.kind())
 			h.endLocked(s)
 			return
 		}
@@ -95,7 +96,8 @@ func (h *Hub) deliverLocked(s *objSub, o *models.DeploymentObject, forced bool) 
 		return
 	}
 	if !s.send(o) {
-		h.logger.Info("feed: slow subscriber cut off", "buffer", cap(s.ch))
+		h.logger.Info("feed: slow subscriber cut off", "kind", s.kind(), "buffer", cap(s.ch))
+		h.cutOffLocked(s.kind())
 		h.endLocked(s)
 		return
 	}

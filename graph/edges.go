@@ -58,6 +58,11 @@ func (l *Loaders) stackDeploymentObjects(ctx context.Context, s *models.Stack, f
 }
 
 func (l *Loaders) stackLatest(ctx context.Context, s *models.Stack) (*models.DeploymentObject, error) {
+	// deleteStack's answer carries the marker it published, which a
+	// generator's scope would not read (its deleted stack's objects).
+	if s.DeletionMarker != nil {
+		return s.DeletionMarker, nil
+	}
 	return loadOptional(ctx, l, l.LatestByStack, s, stackID)
 }
 

@@ -187,9 +187,23 @@ func DeleteStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, har
 		if err := requireRole(scope, "deleting stacks", RoleAdmin, RoleGenerator); err != nil {
 			return nil, op(name, "stack", err)
 		}
-		q := db.NewUpdate().Model(s).Set("deleted_at = now()").
-			Where("s.id = ?", id).Where("s.deleted_at IS NULL")
-		err = where(q, stackScope(scope, "s")).Returning("*").Scan(ctx)
+		err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			q := tx.NewUpdate().Model(s).Set("deleted_at = now()").
+				Where("s.id = ?", id).Where("s.deleted_at IS NULL")
+			if err := where(q, stackScope(scope, "s")).Returning("*").Scan(ctx); err != nil {
+				return err
+			}
+			// The marker the update's trigger inserted (migration 0002).
+			// The caller may see it: it just deleted the stack.
+			m := new(DeploymentObject)
+			if err := tx.NewSelect().Model(m).Where("d.stack_id = ?", id).Where("d.is_deletion_marker").
+				Where("d.deleted_at IS NULL").OrderExpr("d.sequence_id DESC").Limit(1).Scan(ctx); err != nil {
+				return err
+			}
+			m.Stack = s
+			s.DeletionMarker = m
+			return nil
+		})
 	}
 	if err != nil {
 		return nil, op(name, "stack", err)

@@ -94,6 +94,11 @@ func (c *conn) read() {
 func (c *conn) readOne() bool {
 	_, data, err := c.conn.Read(context.Background())
 	if err != nil {
+		if ce := (websocket.CloseError{}); errors.As(err, &ce) {
+			c.ws.noteClose(int(ce.Code), ce.Reason, ClosedByClient)
+		} else {
+			c.ws.noteClose(closeAbnormal, "", ClosedByNetwork) // no close frame
+		}
 		return false
 	}
 	if err := reqtext.CheckJSON(data); err != nil { // before encoding/json rewrites it
@@ -290,7 +295,8 @@ func (c *conn) writeRaw(msg []byte, timeout time.Duration) error {
 		_ = c.net.SetWriteDeadline(time.Time{}) // the close handshake writes without it
 	}
 	c.writeMu.Unlock()
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if errors.Is(err, os.ErrDeadlineExceeded) { // the observer's reason, unless the reader saw the end first
+		c.ws.noteClose(closeAbnormal, "write timeout: the client took no message for "+timeout.String(), ClosedByServer)
 		_ = c.conn.CloseNow()
 	}
 	return err
@@ -300,6 +306,7 @@ func (c *conn) writeRaw(msg []byte, timeout time.Duration) error {
 // The handshake runs in the background: coder/websocket waits up to 5 s for
 // the peer's close frame.
 func (c *conn) closeWith(code int, reason string) {
+	c.ws.noteClose(code, reason, ClosedByServer) // the observer keeps the first close
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()

@@ -32,7 +32,8 @@ type op struct {
 	ready    []any                   // values ready on the stream's channel, in order (nil: its end)
 	draining bool                    // a goroutine is sending
 	done     bool
-	stopped  bool // the client stopped it
+	stopped  bool     // the client stopped it
+	ends     []func() // run at its end (Transport.OnEnd)
 }
 
 // startOp registers the operation id and starts it on its own goroutine.
@@ -125,9 +126,7 @@ func (o *op) run(ctx context.Context, payload json.RawMessage) {
 	if !subscription && !o.cancelable(&ctx) {
 		return
 	}
-	c.t.streams.expect(rc)
-	next, ctx := c.exec.DispatchOperation(ctx, rc)
-	stream := c.t.streams.collect(rc)
+	next, ctx, stream := o.dispatch(ctx, rc)
 	if stream == nil {
 		if !subscription || o.cancelable(&ctx) { // a subscription without a stream blocks in next
 			o.answer(ctx, next)
@@ -135,6 +134,37 @@ func (o *op) run(ctx context.Context, payload json.RawMessage) {
 		return
 	}
 	o.waitFor(ctx, next, stream, rc)
+}
+
+// dispatch runs the operation's extensions and, for a subscription, its
+// resolver, and collects what they handed over: its Stream (nil: none), and
+// what is to run at the op's end, which the op adopts even if dispatching
+// panics.
+func (o *op) dispatch(ctx context.Context, rc *graphql.OperationContext) (next graphql.ResponseHandler, _ context.Context, stream Stream) {
+	h := &o.c.t.streams
+	h.expect(rc)
+	defer func() {
+		d := h.collect(rc)
+		stream = d.stream
+		o.adopt(d.ends)
+	}()
+	next, ctx = o.c.exec.DispatchOperation(ctx, rc)
+	return next, ctx, nil
+}
+
+// adopt has ends run at the op's end (at once if it has ended).
+func (o *op) adopt(ends []func()) {
+	o.mu.Lock()
+	done := o.done
+	if !done {
+		o.ends = append(o.ends, ends...)
+	}
+	o.mu.Unlock()
+	if done {
+		for _, f := range ends {
+			f()
+		}
+	}
 }
 
 // cancelable makes *ctx one that the op's end cancels; false when the op
@@ -322,7 +352,8 @@ func (o *op) end() bool {
 	done := o.done
 	o.done = true
 	o.ready = nil
-	cancel, stream := o.cancel, o.stream
+	cancel, stream, ends := o.cancel, o.stream, o.ends
+	o.ends = nil
 	o.mu.Unlock()
 	o.sendMu.Unlock()
 	if done {
@@ -333,6 +364,9 @@ func (o *op) end() bool {
 	}
 	if stream != nil {
 		stream.Stop()
+	}
+	for _, f := range ends {
+		f()
 	}
 	c := o.c
 	c.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,6 +63,10 @@ type Sessions struct {
 
 	keys   Keys // re-checks connections' keys; nil: never
 	logger *slog.Logger
+
+	observer      Observer      // told of each connection's start and end (observe.go)
+	lastID        atomic.Uint64 // connections' ids (Info.ID)
+	refusedPerKey atomic.Uint64 // connection_init refused for the per-key cap
 }
 
 // NewSessions returns an empty registry.
@@ -110,7 +115,10 @@ type session struct {
 	countedOK bool
 	cancel    context.CancelFunc
 	slot      int    // keep-alive slot, fixed at registration
-	end       func() // forgets the session and cancels it; idempotent
+	end       func() // forgets the session, cancels it, tells the observer; idempotent
+	id        uint64 // the observer's (Info)
+	remote    string
+	opened    time.Time
 
 	mu     sync.Mutex
 	conn   *conn // once accepted
@@ -119,6 +127,7 @@ type session struct {
 	live   bool // acknowledged (connection_ack sent): keep-alives may follow
 	code   int  // close code to use instead of 1000 when we end it
 	reason string
+	closed closeNote // how it ended, for the observer
 }
 
 // open registers a session for a websocket upgrade request, or answers 503
@@ -128,7 +137,7 @@ type session struct {
 // HTTP handler.
 func (s *Sessions) open(w http.ResponseWriter, r *http.Request) (*session, context.Context) {
 	ctx, cancel := context.WithCancel(auth.Detached(r.Context()))
-	ws := &session{owner: s, cancel: cancel}
+	ws := &session{owner: s, cancel: cancel, id: s.lastID.Add(1), remote: r.RemoteAddr, opened: time.Now()}
 	ws.end = sync.OnceFunc(func() {
 		s.mu.Lock()
 		delete(s.sessions, ws)
@@ -139,6 +148,7 @@ func (s *Sessions) open(w http.ResponseWriter, r *http.Request) (*session, conte
 		}
 		s.mu.Unlock()
 		cancel()
+		ws.notifyClosed()
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -167,6 +177,7 @@ func (ws *session) admit(ctx context.Context) error {
 		}
 		if o.maxPerKey > 0 && o.perKey[p] >= o.maxPerKey {
 			o.mu.Unlock()
+			o.refusedPerKey.Add(1)
 			return fmt.Errorf("too many websockets for this key (at most %d at once)", o.maxPerKey)
 		}
 		o.perKey[p]++
@@ -311,8 +322,10 @@ func (s *Sessions) matching(keep func(auth.Credential) bool) []*session {
 
 func samePrincipal(a, b models.Scope) bool { return principalOf(a) == principalOf(b) }
 
+// attach gives the session its accepted connection, and tells the observer.
 func (ws *session) attach(c *conn) {
 	ws.mu.Lock()
 	ws.conn = c
 	ws.mu.Unlock()
+	ws.notifyOpened()
 }

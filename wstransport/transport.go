@@ -152,10 +152,17 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 // handover passes each subscription's Stream from the resolver that made it
 // (Take) to the operation that dispatched it: subscription resolvers run
 // within DispatchOperation, so the operation expects its stream before and
-// collects it after.
+// collects it after. What is to run at the operation's end (OnEnd) is
+// handed over the same way.
 type handover struct {
 	mu sync.Mutex
-	m  map[*graphql.OperationContext]Stream
+	m  map[*graphql.OperationContext]handed
+}
+
+// handed is what the dispatch of one operation handed over.
+type handed struct {
+	stream Stream
+	ends   []func()
 }
 
 // Take hands the stream of the subscription the operation oc made to the
@@ -164,8 +171,9 @@ type handover struct {
 func (t *Transport) Take(oc *graphql.OperationContext, s Stream) {
 	h := &t.streams
 	h.mu.Lock()
-	if _, ok := h.m[oc]; ok {
-		h.m[oc] = s
+	if d, ok := h.m[oc]; ok {
+		d.stream = s
+		h.m[oc] = d
 	}
 	h.mu.Unlock()
 }
@@ -173,17 +181,17 @@ func (t *Transport) Take(oc *graphql.OperationContext, s Stream) {
 func (h *handover) expect(oc *graphql.OperationContext) {
 	h.mu.Lock()
 	if h.m == nil {
-		h.m = map[*graphql.OperationContext]Stream{}
+		h.m = map[*graphql.OperationContext]handed{}
 	}
-	h.m[oc] = nil
+	h.m[oc] = handed{}
 	h.mu.Unlock()
 }
 
-// collect returns the stream handed over for oc (nil: none) and forgets oc.
-func (h *handover) collect(oc *graphql.OperationContext) Stream {
+// collect returns what was handed over for oc and forgets oc.
+func (h *handover) collect(oc *graphql.OperationContext) handed {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := h.m[oc]
+	d := h.m[oc]
 	delete(h.m, oc)
-	return s
+	return d
 }
