@@ -307,6 +307,9 @@ func TestMetricsOperability(t *testing.T) {
 		t.Fatalf("second websocket of a key: %v, want 1013", err)
 	}
 	w.waitMetric(t, `brokkr_rate_limit_refusals_total{limit="websockets_per_key"}`, 1)
+	// The transport's refusal goes out through the error presenter, as
+	// RATE_LIMITED (a legacy client reads it in connection_error).
+	w.waitMetric(t, `brokkr_graphql_errors_total{code="RATE_LIMITED"}`, 1)
 	if err := wsjson.Write(ctx, c.conn, wsMsg{ID: "targets", Type: "complete"}); err != nil {
 		t.Fatal(err)
 	}
@@ -334,5 +337,5 @@ func TestMetricsOperability(t *testing.T) {
 	w.ok(t, w.genB.key, `{ viewer { role } }`, nil)
 	w.fails(t, w.genB.key, "RATE_LIMITED", `{ viewer { role } }`, nil)
 	w.waitMetric(t, `brokkr_rate_limit_refusals_total{limit="generator_requests"}`, 1)
-	w.waitMetric(t, `brokkr_graphql_errors_total{code="RATE_LIMITED"}`, 1)
+	w.waitMetric(t, `brokkr_graphql_errors_total{code="RATE_LIMITED"}`, 2)
 }
