@@ -13,13 +13,15 @@ import (
 
 // One key may hold at most MaxWebsocketsPerKey websockets at once (issue
 // 8, item 6): one more is closed at connection_init with 1013 (try again
-// later), in both protocols; other keys are not affected, and once one of
-// the key's connections ends a new one is admitted.
+// later), in both protocols, and counted (Sessions.Refusals, a metric);
+// other keys are not affected, and once one of the key's connections ends a
+// new one is admitted.
 func TestWebsocketsPerKeyCap(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w := newWorld(t, api.Config{MaxWebsocketsPerKey: 2})
+	sessions := wstransport.NewSessions()
+	w := newWorld(t, api.Config{MaxWebsocketsPerKey: 2, Sessions: sessions})
 	open := func(proto, key string) (*websocket.Conn, string, error) {
 		t.Helper()
 		c, _, err := w.dialWS(t, ctx, proto, nil)
@@ -45,6 +47,9 @@ func TestWebsocketsPerKeyCap(t *testing.T) {
 		if code := websocket.CloseStatus(err); code != wstransport.CloseTooManyWebsockets {
 			t.Fatalf("%s: one websocket over the cap: %q, closed with %v (%v), want %d", proto, typ, code, err, wstransport.CloseTooManyWebsockets)
 		}
+	}
+	if n := sessions.Refusals(); n != 2 {
+		t.Fatalf("%d refusals counted, want 2", n)
 	}
 	if _, typ, err := open("graphql-transport-ws", w.agent2.key); err != nil || typ != "connection_ack" {
 		t.Fatalf("another key refused: %q %v", typ, err)

@@ -95,6 +95,20 @@ func (r *stallRig) read(conn *websocket.Conn) (seq int64, end string) {
 	}
 }
 
+// logged tells whether a line of the server's log holds every part.
+func (r *stallRig) logged(parts ...string) bool {
+	for _, line := range strings.Split(r.logText(), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *stallRig) seqOf(conn *websocket.Conn) (int64, bool) {
 	seq, end := r.read(conn)
 	return seq, end == ""
@@ -162,6 +176,14 @@ func TestStalledWebsocketClientIsCutOffAndResumes(t *testing.T) {
 	}
 	if len(got) >= n || end != "closed" {
 		t.Fatalf("the stalled client got %d of %d objects, then %s; want a prefix, then its connection closed by the write deadline", len(got), n, end)
+	}
+	// The observer (the access log) is told who ended it and why.
+	// (The line follows the end of the server's reader: wait for it.)
+	for !r.logged(`msg="websocket close"`, "close_code=1006", "closed_by=server", "write timeout") {
+		if r.ctx.Err() != nil {
+			t.Fatalf("no access-log line for the stalled connection's cut-off:\n%s", r.logText())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	for i, s := range got {
 		if s != want[i] {
