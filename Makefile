@@ -1,14 +1,25 @@
 # Brokkr. `make run` and `make test` are all the setup a Debian/Ubuntu machine
-# with Go needs (DESIGN §6): both install PostgreSQL first if it is missing.
+# with Go needs (DESIGN §6): both install PostgreSQL first if it is missing,
+# and make test headless Chromium (for the GraphiQL browser test).
 GO ?= go
 
-.PHONY: all deps build run test fmt-check vet bench generate
+.PHONY: all deps kube browser build run test fmt-check vet bench generate graphiql
 
 all: build
 
 # PostgreSQL server binaries for the embedded default cluster (localpg).
 deps:
 	scripts/ensure-postgres.sh
+
+# etcd and kube-apiserver for the kubernetes applier's tests (localkube): built
+# once per machine from the Go module proxy (about 8 minutes on 2 cores, with
+# progress) into ~/.cache/brokkr/kube/<versions>; afterwards this takes seconds.
+kube:
+	GO=$(GO) $(GO) run ./cmd/testkube build
+
+# Headless Chromium for the GraphiQL browser test (installed when missing).
+browser:
+	scripts/ensure-chromium.sh
 
 build:
 	$(GO) build -o brokkr .
@@ -17,10 +28,12 @@ run: deps
 	$(GO) run . serve
 
 # Formatting, vet, then the suite with the race detector against real
-# PostgreSQL: $$TEST_DATABASE_URL if set, else the embedded test cluster in
-# .brokkr/test, stopped again at the end whatever the result.
-test: deps fmt-check vet
-	scripts/with-testpg.sh $(GO) test -race -count=1 ./...
+# PostgreSQL ($$TEST_DATABASE_URL if set, else the embedded test cluster in
+# .brokkr/test) and a real Kubernetes API server ($$TEST_KUBECONFIG if set,
+# else etcd and kube-apiserver in .brokkr/kube), both stopped again at the end
+# whatever the result.
+test: deps kube browser fmt-check vet
+	GO=$(GO) scripts/with-testpg.sh scripts/with-testkube.sh $(GO) test -race -count=1 ./...
 
 # gofmt over the packages' directories (go list skips .brokkr, whose cluster
 # directories belong to the postgres user).
@@ -38,3 +51,9 @@ bench: deps
 
 generate:
 	$(GO) generate ./...
+
+# Rebuilds GraphiQL's bundled third-party assets from the npm registry
+# (graphiql/web pins the versions); needs node and npm, and is not part of
+# build or test: the output, graphiql/assets, is committed.
+graphiql:
+	scripts/build-graphiql.sh

@@ -37,8 +37,10 @@ import (
 	"github.com/brokkr/brokkr/api"
 	"github.com/brokkr/brokkr/feed"
 	"github.com/brokkr/brokkr/localpg"
+	"github.com/brokkr/brokkr/logging"
 	"github.com/brokkr/brokkr/migrations"
 	"github.com/brokkr/brokkr/models"
+	"github.com/brokkr/brokkr/wstransport"
 )
 
 // config is everything the broker reads from its environment.
@@ -189,8 +191,11 @@ func envOr(k, def string) string {
 }
 
 func main() {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(os.Args[1:], os.Stdout, logger); err != nil {
+	logger, err := logging.FromEnv(os.Stderr) // BROKKR_LOG_LEVEL, BROKKR_LOG_FORMAT
+	if err == nil {
+		err = run(os.Args[1:], os.Stdout, logger)
+	}
+	if err != nil {
 		logger.Error("brokkr failed", "err", err)
 		os.Exit(1)
 	}
@@ -349,11 +354,8 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 		runCtx, cancelRun := context.WithCancel(context.Background())
 		defer cancelRun()
 
-		// Open websockets by principal: the feed closes a principal's
-		// connections when it sees its key rotated or it deleted (on every
-		// replica, through NOTIFY), and shutdown closes them all.
-		sessions := api.NewSessions()
-		hub := feed.New(db, dsn, logger, feed.Options{OnRevoke: sessions.Revoke, OnPrincipalChange: sessions.Recheck})
+		sessions := wstransport.NewSessions()
+		hub := newHub(db, dsn, logger, sessions)
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
@@ -412,6 +414,16 @@ func serve(ctx context.Context, cfg config, noMigrate bool, out io.Writer, logge
 			_ = srv.Close()
 		}
 		return nil
+	})
+}
+
+// newHub is the subscription hub, tied to the open websockets: the feed
+// closes a principal's connections when it sees its key rotated or it
+// deleted (on every replica, through NOTIFY), and re-checks them all
+// whenever its listener (re)connects; shutdown closes them all.
+func newHub(db *bun.DB, dsn string, logger *slog.Logger, sessions *wstransport.Sessions) *feed.Hub {
+	return feed.New(db, dsn, logger, feed.Options{
+		OnRevoke: sessions.Revoke, OnPrincipalChange: sessions.Recheck, OnListening: sessions.RecheckAll,
 	})
 }
 

@@ -1,6 +1,7 @@
 // Package api assembles Brokkr's HTTP handler from a configuration: GraphQL
-// at /query (POST, GET and websockets), GraphiQL at /, /healthz, /readyz and
-// /metrics. server.go serves it; end-to-end tests run it in httptest.
+// at /query (POST, GET and websockets), GraphiQL at / (its assets, embedded,
+// under /graphiql/), /healthz, /readyz and /metrics. server.go serves it;
+// end-to-end tests run it in httptest.
 package api
 
 import (
@@ -20,8 +21,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
-	"github.com/coder/websocket"
 	"github.com/uptrace/bun"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -31,7 +30,10 @@ import (
 	"github.com/brokkr/brokkr/graph"
 	"github.com/brokkr/brokkr/graph/readplan"
 	"github.com/brokkr/brokkr/graph/scalar"
+	"github.com/brokkr/brokkr/graphiql"
 	"github.com/brokkr/brokkr/models"
+	"github.com/brokkr/brokkr/reqtext"
+	"github.com/brokkr/brokkr/wstransport"
 )
 
 // Defaults for the zero values of Config.
@@ -57,7 +59,7 @@ const (
 // above; negative limits disable that limit.
 type Config struct {
 	DB     *bun.DB
-	Feed   graph.Feed // nil: subscriptions answer an error
+	Feed   Feed // nil: subscriptions answer an error
 	Logger *slog.Logger
 
 	// AllowedOrigins are host patterns (path.Match syntax, as coder/websocket
@@ -97,7 +99,15 @@ type Config struct {
 	// Sessions tracks open websockets: the feed's revocations close a
 	// principal's connections through it, and shutdown closes them all.
 	// Nil: the handler keeps its own.
-	Sessions *Sessions
+	Sessions *wstransport.Sessions
+}
+
+// Feed is the subscription hub as the handler uses it: what the resolvers
+// need (graph.Feed), and whether it listens for the database's
+// notifications (/readyz answers ready only once it does).
+type Feed interface {
+	graph.Feed
+	Listening() bool
 }
 
 func (c *Config) defaults() {
@@ -134,7 +144,7 @@ func (c *Config) defaults() {
 		c.MaxWebsocketsPerKey = DefaultMaxWebsocketsPerKey
 	}
 	if c.Sessions == nil {
-		c.Sessions = NewSessions()
+		c.Sessions = wstransport.NewSessions()
 	}
 }
 
@@ -145,29 +155,27 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	cfg.defaults()
 	logger := cfg.Logger
-	m := newMetrics(cfg.Sessions)
+	limiter := auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute)
+	m := newMetrics(cfg, limiter)
+	access := &accessLog{logger: logger}
+	cfg.Sessions.SetObserver(access)
 
 	authn := &auth.Authenticator{DB: cfg.DB, Logger: logger}
 	presenter := graph.ErrorPresenter(logger)
 
+	var hub graph.Feed // nil unless there is one (not an interface holding nil)
+	if cfg.Feed != nil {
+		hub = cfg.Feed
+	}
+	ws := websockets(cfg, authn)
 	es := graph.NewExecutableSchema(graph.Config{
-		Resolvers:  &graph.Resolver{DB: cfg.DB, Feed: cfg.Feed, Logger: logger},
-		Directives: graph.DirectiveRoot{HasRole: graph.HasRole},
+		Resolvers:  &graph.Resolver{DB: cfg.DB, Feed: hub, Logger: logger, Streams: ws.Take},
+		Directives: graph.DirectiveRoot{HasRole: auth.HasRole},
 	})
 	srv := handler.New(es)
-	// Keep-alives come from one goroutine for all connections (keepalive.go),
-	// not from gqlgen's ticker goroutine per connection.
-	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
-	cfg.Sessions.setRecheck(authn.Recheck)
-	cfg.Sessions.setMaxPerKey(cfg.MaxWebsocketsPerKey)
-	srv.AddTransport(&wsTransport{
-		accept:       websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
-		init:         websocketInit(authn),
-		initTimeout:  max(cfg.WebsocketInitTimeout, 0),
-		writeTimeout: max(cfg.WebsocketWriteTimeout, 0),
-		readLimit:    max(cfg.MaxBodyBytes, 0),
-		logger:       logger,
-	})
+	// First: it sees every answer, the other extensions' refusals included.
+	srv.Use(observer{m: m, ends: ws})
+	srv.AddTransport(ws)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})  // as gqlgen's transport.GET (httptransport.go)
 	srv.AddTransport(postTransport{}) // as gqlgen's transport.POST
@@ -191,14 +199,14 @@ func New(cfg Config) (http.Handler, error) {
 		srv.SetParserTokenLimit(cfg.MaxTokens)
 	}
 	srv.Use(extension.Introspection{})
-	srv.Use(graph.Guard{
+	srv.Use(auth.Guard{
 		Auth:      authn,
-		Limiter:   auth.NewRateLimiter(cfg.DefaultRateLimitPerMinute),
+		Limiter:   limiter,
 		Activity:  &auth.Activity{DB: cfg.DB, Logger: logger},
 		Presenter: presenter,
 	})
+	srv.Use(graph.FeedWake{Feed: hub})
 	srv.Use(graph.LoaderExtension{DB: cfg.DB, RowBudget: cfg.RowBudget})
-	srv.Use(m)
 	if !cfg.DisableReadPlanner {
 		// Last, so innermost: everything above has run when it answers.
 		planner := readplan.New(cfg.DB, cfg.RowBudget, logger)
@@ -207,26 +215,58 @@ func New(cfg Config) (http.Handler, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, cfg.Sessions.middleware(authn.Middleware(srv))))))
-	mux.Handle("GET /{$}", m.instrument("/", playground.Handler("Brokkr", "/query")))
+	mux.Handle("/query", m.instrument("/query", cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, presenter, authn.Middleware(srv)))))
+	ui := graphiql.New() // embedded: the page loads nothing from elsewhere
+	mux.Handle("GET /{$}", m.instrument("/", ui.Page()))
+	mux.Handle("GET "+graphiql.Prefix, m.instrument("/graphiql", ui.Assets()))
 	mux.Handle("GET /healthz", m.instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})))
-	mux.Handle("GET /readyz", m.instrument("/readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /readyz", m.instrument("/readyz", ready(cfg)))
+	mux.Handle("GET /metrics", m.instrument("/metrics", m.handler()))
+	return access.middleware(mux), nil
+}
+
+// websockets is the websocket transport, its sessions configured: one
+// keep-alive goroutine for all connections (not gqlgen's ticker per
+// connection), the per-key cap, and the key re-checks.
+func websockets(cfg Config, authn *auth.Authenticator) *wstransport.Transport {
+	cfg.Sessions.SetKeepAlive(cfg.KeepAlive)
+	cfg.Sessions.SetMaxPerKey(cfg.MaxWebsocketsPerKey)
+	cfg.Sessions.SetKeys(authn, cfg.Logger)
+	return wstransport.New(wstransport.Config{
+		OriginPatterns: cfg.AllowedOrigins,
+		Init:           websocketInit(authn),
+		InitTimeout:    max(cfg.WebsocketInitTimeout, 0),
+		WriteTimeout:   max(cfg.WebsocketWriteTimeout, 0),
+		ReadLimit:      max(cfg.MaxBodyBytes, 0),
+		Sessions:       cfg.Sessions,
+		Share:          graph.ShareKey,
+		Logger:         cfg.Logger,
+	})
+}
+
+// ready answers /readyz: ready once the database answers and the feed (if
+// any) listens for its notifications.
+func ready(cfg Config) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := cfg.DB.PingContext(ctx); err != nil {
-			logger.WarnContext(ctx, "api: readiness check failed", "err", err)
+			cfg.Logger.WarnContext(ctx, "api: readiness check failed", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = io.WriteString(w, "database unreachable\n")
 			return
 		}
+		if cfg.Feed != nil && !cfg.Feed.Listening() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "the feed is not listening for notifications yet\n")
+			return
+		}
 		_, _ = io.WriteString(w, "ok\n")
-	})))
-	mux.Handle("GET /metrics", m.handler())
-	return mux, nil
+	})
 }
 
 // websocketInit authenticates connection_init; a key sent as an HTTP
@@ -243,12 +283,14 @@ func websocketInit(authn *auth.Authenticator) func(context.Context, map[string]a
 // limitBody reads at most max bytes of a request body; a larger one is
 // answered 413 with a GraphQL error (BAD_USER_INPUT) before any parsing. A
 // body, or a GET request's parameters, that is not UTF-8 text is answered
-// 400 (BAD_USER_INPUT) the same way (text.go).
-func limitBody(max int64, next http.Handler) http.Handler {
+// 400 (BAD_USER_INPUT) the same way (package reqtext). The errors are coded
+// by the presenter.
+func limitBody(max int64, presenter graphql.ErrorPresenterFunc, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse := func(status int, err *models.Error) { writeError(w, r, presenter, status, err) }
 		if r.Method == http.MethodGet {
-			if err := checkQueryText(r.URL.RawQuery); err != nil {
-				writeError(w, http.StatusBadRequest, err.Error(), models.KindInvalid, nil)
+			if err := reqtext.CheckQuery(r.URL.RawQuery); err != nil {
+				refuse(http.StatusBadRequest, models.Invalid("", "%s", err))
 				return
 			}
 		}
@@ -260,25 +302,16 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			max = math.MaxInt64 - 1
 		}
 		if r.ContentLength > max {
-			tooLarge(w, max)
+			refuse(http.StatusRequestEntityTooLarge, tooLarge(max))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				tooLarge(w, max)
-				return
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) { // the server's read timeout
-				writeError(w, http.StatusRequestTimeout, "the request body did not arrive within the read timeout", models.KindInvalid, nil)
-				return
-			}
-			writeError(w, http.StatusBadRequest, "could not read the request body", models.KindInvalid, nil)
+		if status, bad := unreadable(err, max); bad != nil {
+			refuse(status, bad)
 			return
 		}
-		if err := checkJSONText(body); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error(), models.KindInvalid, nil)
+		if err := reqtext.CheckJSON(body); err != nil {
+			refuse(http.StatusBadRequest, models.Invalid("", "%s", err))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -286,17 +319,33 @@ func limitBody(max int64, next http.Handler) http.Handler {
 	})
 }
 
-func tooLarge(w http.ResponseWriter, max int64) {
-	writeError(w, http.StatusRequestEntityTooLarge, statusRequestEntityTooLargeLabel, models.KindInvalid, map[string]any{"maxBytes": max})
+// unreadable is the answer to a body that could not be read (nil when err
+// is nil): too large, too slow (the server's read timeout), or cut off.
+func unreadable(err error, max int64) (int, *models.Error) {
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, tooLarge(max)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, models.Invalid("", "the request body did not arrive within the read timeout")
+	}
+	return http.StatusBadRequest, models.Invalid("", "could not read the request body")
 }
 
-// writeError answers outside GraphQL execution in the GraphQL error shape.
-func writeError(w http.ResponseWriter, status int, msg string, code models.Kind, ext map[string]any) {
-	if ext == nil {
-		ext = map[string]any{}
+func tooLarge(max int64) *models.Error {
+	return &models.Error{Kind: models.KindInvalid, Message: statusRequestEntityTooLargeLabel, MaxBytes: max}
+}
+
+// writeError answers outside GraphQL execution in the GraphQL error shape,
+// the error coded by the presenter (and noted in the access log).
+func writeError(w http.ResponseWriter, r *http.Request, presenter graphql.ErrorPresenterFunc, status int, err *models.Error) {
+	e := presenter(r.Context(), err)
+	if code, ok := e.Extensions["code"].(string); ok {
+		noteCode(w, code)
 	}
-	ext["code"] = string(code)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: ext}}})
+	_ = json.NewEncoder(w).Encode(graphql.Response{Errors: gqlerror.List{e}})
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/brokkr/brokkr/models"
+	"github.com/brokkr/brokkr/reqtext"
+	"github.com/brokkr/brokkr/wstransport"
 )
 
 // The HTTP transports. gqlgen's own (transport.POST, transport.GET) encode
@@ -40,7 +42,7 @@ const (
 )
 
 func (postTransport) Supports(r *http.Request) bool {
-	if isWebsocket(r) || r.Method != http.MethodPost {
+	if wstransport.IsWebsocket(r) || r.Method != http.MethodPost {
 		return false
 	}
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -52,7 +54,7 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	var params graphql.RawParams
 	body, err := io.ReadAll(r.Body)
 	if err == nil {
-		err = decodeJSON(body, &params)
+		err = reqtext.Decode(body, &params)
 	}
 	if err != nil {
 		refuse(w, r, exec, http.StatusBadRequest, "the request body is not a JSON GraphQL request")
@@ -70,7 +72,7 @@ type getTransport struct{}
 var _ graphql.Transport = getTransport{}
 
 func (getTransport) Supports(r *http.Request) bool {
-	return !isWebsocket(r) && r.Method == http.MethodGet
+	return !wstransport.IsWebsocket(r) && r.Method == http.MethodGet
 }
 
 // unsupported answers what no transport serves (another method, another
@@ -86,12 +88,6 @@ func (unsupported) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 	refuse(w, r, exec, http.StatusBadRequest, "send GraphQL requests as POST with Content-Type application/json, as GET, or over a websocket")
 }
 
-// isWebsocket tells a websocket upgrade (wsTransport's) from other requests,
-// whatever other Upgrade header they carry.
-func isWebsocket(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
-}
-
 func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	start := graphql.Now()
 	q, err := url.ParseQuery(r.URL.RawQuery)
@@ -101,7 +97,7 @@ func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	}
 	params := graphql.RawParams{Query: q.Get("query"), OperationName: q.Get("operationName")}
 	for name, dest := range map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
-		if v := q.Get(name); v != "" && decodeJSON([]byte(v), dest) != nil {
+		if v := q.Get(name); v != "" && reqtext.Decode([]byte(v), dest) != nil {
 			refuse(w, r, exec, http.StatusBadRequest, name+" is not a JSON object")
 			return
 		}
@@ -178,20 +174,20 @@ func retryHint(resp *graphql.Response) (retryAfter int, limited bool) {
 	return retryAfter, limited && (len(resp.Data) == 0 || string(resp.Data) == "null")
 }
 
-// refuse answers a request that is not a GraphQL request it can run, with
-// the stable code of bad input.
+// refuse answers a request that is not a GraphQL request it can run: bad
+// input, coded by the error presenter (exec.DispatchError).
 func refuse(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, status int, msg string) {
 	w.Header().Set("Content-Type", responseContentType(r))
 	w.WriteHeader(status)
-	writeResponse(w, exec.DispatchError(r.Context(), gqlerror.List{{Message: msg, Extensions: map[string]any{"code": string(models.KindInvalid)}}}))
+	writeResponse(w, exec.DispatchError(r.Context(), gqlerror.List{gqlerror.WrapIfUnwrapped(models.Invalid("", "%s", msg))}))
 }
 
-// decodeJSON decodes a request's JSON as gqlgen's transports do: numbers
-// stay exact (json.Number), so Int64 variables keep every digit.
-func decodeJSON(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	return dec.Decode(v)
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil { // plain data: cannot happen
+		panic(err)
+	}
+	return b
 }
 
 // responseContentType negotiates the answer's media type from Accept as

@@ -15,7 +15,7 @@ import (
 // Activity maintains generators' last_active_at (DESIGN §4). It writes at
 // most once per Interval per generator and process, so the write path of a
 // busy generator does not pay an UPDATE per request; the request that does
-// write it waits for it (graph.Guard calls Touch before the operation).
+// write it waits for it (Guard calls Touch before the operation).
 type Activity struct {
 	DB       bun.IDB
 	Logger   *slog.Logger

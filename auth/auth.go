@@ -160,6 +160,21 @@ func (a *Authenticator) WebsocketInit(ctx context.Context, payload map[string]an
 	return WithScope(ctx, scope), nil
 }
 
+// Detached returns a context that carries what authentication put in ctx
+// (the principal, the reason a key was refused, a websocket's key hash)
+// and nothing else: neither ctx's end nor its other values. A websocket
+// outlives its upgrade request, and holding the request's context would
+// hold net/http's per-request state for the connection's life.
+func Detached(ctx context.Context) context.Context {
+	out := context.Background()
+	for _, k := range []any{scopeKey{}, failureKey{}, wsKeyHashKey{}} {
+		if v := ctx.Value(k); v != nil {
+			out = context.WithValue(out, k, v)
+		}
+	}
+	return out
+}
+
 // Recheck re-authenticates a websocket connection's key before each of its
 // operations, so a key rotated or deleted while the connection is open stops
 // working at once for queries and mutations sent over it too (the feed closes
@@ -176,10 +191,60 @@ func (a *Authenticator) Recheck(ctx context.Context) error {
 		}
 		return err
 	}
-	if prev, ok := ForContext(ctx); !ok || prev.Role != scope.Role || prev.GeneratorID != scope.GeneratorID || prev.AgentID != scope.AgentID {
+	if prev, ok := ForContext(ctx); !ok || !samePrincipal(prev, scope) {
 		return Unauthenticated("invalid API key")
 	}
 	return nil
+}
+
+// Credential is who a websocket's key authenticated, with the key's hash,
+// so that the key can be checked again while the connection lives
+// (Revoked).
+type Credential struct {
+	Scope   models.Scope
+	keyHash string
+}
+
+// CredentialOf returns the credential of a websocket's context: what its
+// connection_init (WebsocketInit), or its upgrade request's Authorization
+// header (Middleware), authenticated.
+func CredentialOf(ctx context.Context) (Credential, bool) {
+	scope, ok := ForContext(ctx)
+	hash, hashed := ctx.Value(wsKeyHashKey{}).(string)
+	if !ok || !hashed {
+		return Credential{}, false
+	}
+	return Credential{Scope: scope, keyHash: hash}, true
+}
+
+// Revoked reports, for each credential, whether its key no longer
+// authenticates the principal it did (rotated, its owner deleted or
+// deactivated), reading every key in one statement.
+func (a *Authenticator) Revoked(ctx context.Context, creds []Credential) ([]bool, error) {
+	seen := map[string]struct{}{}
+	var hashes []string
+	for _, c := range creds {
+		if _, ok := seen[c.keyHash]; !ok {
+			seen[c.keyHash] = struct{}{}
+			hashes = append(hashes, c.keyHash)
+		}
+	}
+	owners, err := models.PrincipalsForKeyHashes(ctx, a.DB, hashes)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(creds))
+	for i, c := range creds {
+		owner, ok := owners[c.keyHash]
+		out[i] = !ok || !samePrincipal(owner, c.Scope)
+	}
+	return out, nil
+}
+
+// samePrincipal tells whether two scopes are the same principal (whatever
+// else authentication read along, such as a generator's rate limit).
+func samePrincipal(a, b models.Scope) bool {
+	return a.Role == b.Role && a.GeneratorID == b.GeneratorID && a.AgentID == b.AgentID
 }
 
 func (a *Authenticator) logger() *slog.Logger {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -84,5 +85,23 @@ func TestRateLimiter(t *testing.T) {
 	// Zero or less disables the default.
 	if err := NewRateLimiter(0).Allow(g2); err != nil {
 		t.Fatalf("disabled limiter limited: %v", err)
+	}
+}
+
+// Detached keeps what authentication put in a context, and nothing else:
+// not its end, not other values.
+func TestDetached(t *testing.T) {
+	t.Parallel()
+	type otherKey struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), otherKey{}, "request state"))
+	scope := models.GeneratorScope(uuid.New())
+	ctx := WithScope(parent, scope)
+	cancel()
+	d := Detached(ctx)
+	if got, ok := ForContext(d); !ok || got != scope {
+		t.Fatalf("scope %+v %v, want %+v", got, ok, scope)
+	}
+	if d.Err() != nil || d.Value(otherKey{}) != nil {
+		t.Fatalf("detached context: err %v, other value %v", d.Err(), d.Value(otherKey{}))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +26,8 @@ type RateLimiter struct {
 
 	mu      sync.Mutex
 	buckets map[uuid.UUID]*bucket
+
+	refused atomic.Uint64 // requests refused RATE_LIMITED (Refusals)
 }
 
 type bucket struct {
@@ -65,6 +68,7 @@ func (l *RateLimiter) Spend(scope models.Scope, n int) error {
 	res := lim.ReserveN(now, n)
 	if delay := res.DelayFrom(now); delay > 0 {
 		res.CancelAt(now)
+		l.refused.Add(1)
 		msg := "rate limit exceeded: retry later"
 		if n > 1 {
 			msg = fmt.Sprintf("rate limit exceeded: this request runs %d mutations, more than are left; none ran: retry later", n)
@@ -76,6 +80,14 @@ func (l *RateLimiter) Spend(scope models.Scope, n int) error {
 		}
 	}
 	return nil
+}
+
+// Refusals is the number of requests refused RATE_LIMITED so far.
+func (l *RateLimiter) Refusals() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.refused.Load()
 }
 
 // limiter returns the generator's bucket, replacing it when its limit changed.

@@ -22,52 +22,51 @@ type agent struct {
 
 // targetSub is one agentTargetChanges subscription (live only).
 type targetSub struct {
-	ch    chan *models.AgentTargetChange
-	waker *Waker // told of every send on and the close of ch
-	agent *agent
-	stop  func() bool
-	ready bool
-	done  bool
+	out[*models.AgentTargetChange] // ch and its wake-ups (the Stream)
+	agent                          *agent
+	stop                           func() bool
+	ready                          bool
+	done                           bool
 }
 
 // AgentDeploymentObjects implements graph.Feed (DESIGN §5).
-func (h *Hub) AgentDeploymentObjects(ctx context.Context, scope models.Scope, agentID uuid.UUID, after *int64) (<-chan *models.DeploymentObject, error) {
+func (h *Hub) AgentDeploymentObjects(ctx context.Context, scope models.Scope, agentID uuid.UUID, after *int64) (<-chan *models.DeploymentObject, Stream, error) {
 	id, err := models.FeedAgent(ctx, h.db, scope, agentID)
 	if err != nil {
-		return nil, h.internal("feed.AgentDeploymentObjects", err)
+		return nil, nil, h.internal("feed.AgentDeploymentObjects", err)
 	}
 	if after != nil && *after < 0 {
-		return nil, models.Invalid("after", "after must not be negative")
+		return nil, nil, models.Invalid("after", "after must not be negative")
 	}
-	s := &objSub{ch: make(chan *models.DeploymentObject, h.opts.BufferSize), waker: wakerFor(ctx)}
+	s := &objSub{out: newOut[*models.DeploymentObject](h.opts.BufferSize)}
 	r := &registration{sub: s, agentID: id, after: after, res: make(chan regResult, 1)}
 	if err := h.subscribe(ctx, r); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.waker.take()
-	return s.ch, nil
+	return s.ch, s, nil
 }
 
 // AgentTargetChanges implements graph.Feed: targets added to and removed from
 // the agent from now on.
-func (h *Hub) AgentTargetChanges(ctx context.Context, scope models.Scope, agentID uuid.UUID) (<-chan *models.AgentTargetChange, error) {
+func (h *Hub) AgentTargetChanges(ctx context.Context, scope models.Scope, agentID uuid.UUID) (<-chan *models.AgentTargetChange, Stream, error) {
 	id, err := models.FeedAgent(ctx, h.db, scope, agentID)
 	if err != nil {
-		return nil, h.internal("feed.AgentTargetChanges", err)
+		return nil, nil, h.internal("feed.AgentTargetChanges", err)
 	}
-	t := &targetSub{ch: make(chan *models.AgentTargetChange, h.opts.BufferSize), waker: wakerFor(ctx)}
+	t := &targetSub{out: newOut[*models.AgentTargetChange](h.opts.BufferSize)}
 	r := &registration{tsub: t, agentID: id, res: make(chan regResult, 1)}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	h.regs = append(h.regs, r)
-	t.stop = context.AfterFunc(ctx, func() {
+	t.end = func() {
 		h.mu.Lock()
 		h.closeTargetSubLocked(t)
 		h.mu.Unlock()
-	})
+	}
+	t.stop = context.AfterFunc(ctx, t.end)
 	h.mu.Unlock()
 	h.wake()
 	// Wait until the pump has loaded the agent's targets: changes committed
@@ -75,13 +74,12 @@ func (h *Hub) AgentTargetChanges(ctx context.Context, scope models.Scope, agentI
 	select {
 	case res := <-r.res:
 		if res.err != nil {
-			return nil, res.err
+			return nil, nil, res.err
 		}
 	case <-ctx.Done():
-		return nil, models.Translate(ctx.Err(), "agent")
+		return nil, nil, models.Translate(ctx.Err(), "agent")
 	}
-	t.waker.take()
-	return t.ch, nil
+	return t.ch, t, nil
 }
 
 func (h *Hub) closeTargetSubLocked(t *targetSub) {
@@ -98,18 +96,16 @@ func (h *Hub) closeTargetSubLocked(t *targetSub) {
 		}
 		h.dropAgentIfIdleLocked(a)
 	}
-	close(t.ch)
-	t.waker.wake()
+	t.close()
 }
 
 func (h *Hub) sendTargetChangeLocked(t *targetSub, c *models.AgentTargetChange) {
 	if t.done || !t.ready {
 		return
 	}
-	select {
-	case t.ch <- c:
-		t.waker.wake()
-	default:
+	if !t.send(c) {
+		h.logger.Info("feed: slow subscriber cut off", "kind", KindTargetChanges, "buffer", cap(t.ch))
+		h.cutOffLocked(KindTargetChanges)
 		h.closeTargetSubLocked(t)
 	}
 }

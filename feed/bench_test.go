@@ -83,7 +83,7 @@ func newWakeupSetup(b *testing.B, mode string) *wakeupSetup {
 		// A subscriber, so the hub does its real work on each wake-up.
 		a := f.agent(true)
 		f.target(a, st.s)
-		ch, err := st.h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
+		ch, _, err := st.h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -208,7 +208,7 @@ func benchFanout(b *testing.B, n int) {
 func subscribeAll(b *testing.B, ctx context.Context, h *feed.Hub, f *fixture, s uuid.UUID, ids []uuid.UUID) []<-chan *models.DeploymentObject {
 	chans := make([]<-chan *models.DeploymentObject, len(ids))
 	for i, id := range ids {
-		ch, err := h.AgentDeploymentObjects(ctx, agentScope(id), uuid.Nil, ptr(int64(0)))
+		ch, _, err := h.AgentDeploymentObjects(ctx, agentScope(id), uuid.Nil, ptr(int64(0)))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -26,20 +26,20 @@ func TestStackDeploymentObjects(t *testing.T) {
 		{Role: models.RoleGenerator, GeneratorID: other},
 		agentScope(f.agent(true)), // does not target it
 	} {
-		if _, err := h.StackDeploymentObjects(bg, sc, s, nil); models.ErrorKind(err) != models.KindNotFound {
+		if _, _, err := h.StackDeploymentObjects(bg, sc, s, nil); models.ErrorKind(err) != models.KindNotFound {
 			t.Fatalf("scope %+v: %v, want NOT_FOUND", sc, err)
 		}
 	}
-	if _, err := h.StackDeploymentObjects(bg, admin, uuid.New(), nil); models.ErrorKind(err) != models.KindNotFound {
+	if _, _, err := h.StackDeploymentObjects(bg, admin, uuid.New(), nil); models.ErrorKind(err) != models.KindNotFound {
 		t.Fatalf("unknown stack: %v, want NOT_FOUND", err)
 	}
 
 	// With after: replay, then live. Without: live only.
-	replay, err := h.StackDeploymentObjects(bg, genScope, s, ptr(first))
+	replay, _, err := h.StackDeploymentObjects(bg, genScope, s, ptr(first))
 	if err != nil {
 		t.Fatal(err)
 	}
-	live, err := h.StackDeploymentObjects(bg, admin, s, nil)
+	live, _, err := h.StackDeploymentObjects(bg, admin, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +77,13 @@ func TestAgentEvents(t *testing.T) {
 		"g1":    {Role: models.RoleGenerator, GeneratorID: g1},
 		"a2":    agentScope(a2),
 	} {
-		ch, err := h.AgentEvents(bg, sc, nil)
+		ch, _, err := h.AgentEvents(bg, sc, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		subs[name] = ch
 	}
-	failures, err := h.AgentEvents(bg, admin, &models.AgentEventFilter{Status: ptr("FAILURE")})
+	failures, _, err := h.AgentEvents(bg, admin, &models.AgentEventFilter{Status: ptr("FAILURE")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,19 +139,19 @@ func TestDashboardSubscriptionsEndWithTheKey(t *testing.T) {
 	gs := models.Scope{Role: models.RoleGenerator, GeneratorID: g}
 	os := models.Scope{Role: models.RoleGenerator, GeneratorID: other}
 
-	genStack, err := h.StackDeploymentObjects(bg, gs, s, nil)
+	genStack, _, err := h.StackDeploymentObjects(bg, gs, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	genEvents, err := h.AgentEvents(bg, gs, nil)
+	genEvents, _, err := h.AgentEvents(bg, gs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentStack, err := h.StackDeploymentObjects(bg, agentScope(a), s, nil)
+	agentStack, _, err := h.StackDeploymentObjects(bg, agentScope(a), s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherStack, err := h.StackDeploymentObjects(bg, os, so, nil)
+	otherStack, _, err := h.StackDeploymentObjects(bg, os, so, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestDashboardSubscriptionsEndWithTheKey(t *testing.T) {
 	f.exec("UPDATE generators SET is_active = false WHERE id = ?", other)
 	closedWithin(t, otherStack, wait)
 	// A deactivated generator cannot subscribe.
-	if _, err := h.AgentEvents(bg, os, nil); models.ErrorKind(err) != models.KindUnauthenticated {
+	if _, _, err := h.AgentEvents(bg, os, nil); models.ErrorKind(err) != models.KindUnauthenticated {
 		t.Fatalf("deactivated generator subscribing: %v", err)
 	}
 }
@@ -190,7 +190,7 @@ func TestAgentEventCommittedLate(t *testing.T) {
 	a := f.agent(true)
 	var d uuid.UUID
 	f.scan(&d, "SELECT id FROM deployment_objects WHERE sequence_id = ?", f.object(s))
-	ch, err := h.AgentEvents(bg, admin, nil)
+	ch, _, err := h.AgentEvents(bg, admin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,18 +261,18 @@ func TestDashboardsFollowTheScope(t *testing.T) {
 	f.target(a, kept)
 	gs := models.GeneratorScope(g)
 	sub := func(sc models.Scope, stack uuid.UUID) <-chan *models.DeploymentObject {
-		ch, err := h.StackDeploymentObjects(bg, sc, stack, nil)
+		ch, _, err := h.StackDeploymentObjects(bg, sc, stack, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return ch
 	}
 	ownerStack, adminStack, agentKept := sub(gs, s), sub(admin, s), sub(agentScope(a), kept)
-	ownerEvents, err := h.AgentEvents(bg, gs, nil)
+	ownerEvents, _, err := h.AgentEvents(bg, gs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	adminEvents, err := h.AgentEvents(bg, admin, nil)
+	adminEvents, _, err := h.AgentEvents(bg, admin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,12 @@ import (
 
 // eventSub is one agentEvents subscription (dashboards, live only).
 type eventSub struct {
-	ch    chan *models.AgentEvent
-	waker *Waker // told of every send on and the close of ch
-	view  models.EventView
-	key   string // view.Key()
-	stop  func() bool
-	watch *watch
-	done  bool
+	out[*models.AgentEvent] // ch and its wake-ups (the Stream)
+	view                    models.EventView
+	key                     string // view.Key()
+	stop                    func() bool
+	watch                   *watch
+	done                    bool
 }
 
 // eventBatch is the most events one poll reads.
@@ -26,12 +25,12 @@ const eventBatch = 10000
 // agentEvents query shows the scope with the same filter
 // (models.EventView): admins all; a generator the events about objects of
 // its live stacks; an agent its own.
-func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *models.AgentEventFilter) (<-chan *models.AgentEvent, error) {
+func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *models.AgentEventFilter) (<-chan *models.AgentEvent, Stream, error) {
 	pid, hash, err := models.PrincipalKey(ctx, h.db, scope)
 	if err != nil {
-		return nil, h.internal("feed.AgentEvents", err)
+		return nil, nil, h.internal("feed.AgentEvents", err)
 	}
-	e := &eventSub{ch: make(chan *models.AgentEvent, h.opts.BufferSize), waker: wakerFor(ctx)}
+	e := &eventSub{out: newOut[*models.AgentEvent](h.opts.BufferSize)}
 	e.view.Scope = viewScope(scope)
 	if filter != nil {
 		e.view.Filter = *filter
@@ -44,7 +43,7 @@ func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *model
 	// this subscription's: then start it again.
 	for {
 		if err := h.startEventCursor(ctx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		h.mu.Lock()
 		if h.closed || h.evInit {
@@ -54,19 +53,19 @@ func (h *Hub) AgentEvents(ctx context.Context, scope models.Scope, filter *model
 	}
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	h.events[e] = struct{}{}
 	if e.watch != nil {
 		h.addWatchLocked(e.watch)
 	}
-	e.stop = context.AfterFunc(ctx, func() {
+	e.end = func() {
 		h.mu.Lock()
 		h.closeEventSubLocked(e)
 		h.mu.Unlock()
-	})
-	e.waker.take()
-	return e.ch, nil
+	}
+	e.stop = context.AfterFunc(ctx, e.end)
+	return e.ch, e, nil
 }
 
 // startEventCursor sets the event cursor if nobody subscribes yet: events
@@ -103,8 +102,7 @@ func (h *Hub) closeEventSubLocked(e *eventSub) {
 	}
 	h.removeWatchLocked(e.watch)
 	delete(h.events, e)
-	close(e.ch)
-	e.waker.wake()
+	e.close()
 }
 
 // processEvents reads the agent events created since the cursor, keeps
@@ -186,10 +184,9 @@ func (h *Hub) deliverEvents(fresh []*models.AgentEvent, index map[string]int, se
 			if !ok || !sees[i][ev.ID] {
 				continue
 			}
-			select {
-			case e.ch <- ev:
-				e.waker.wake()
-			default:
+			if !e.send(ev) {
+				h.logger.Info("feed: slow subscriber cut off", "kind", KindEventDashboard, "buffer", cap(e.ch))
+				h.cutOffLocked(KindEventDashboard)
 				h.closeEventSubLocked(e)
 			}
 		}

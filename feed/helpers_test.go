@@ -135,7 +135,7 @@ var (
 // background context.
 func feedOf(t testing.TB, h *feed.Hub, agent uuid.UUID, after *int64) <-chan *models.DeploymentObject {
 	t.Helper()
-	ch, err := h.AgentDeploymentObjects(bg, agentScope(agent), uuid.Nil, after)
+	ch, _, err := h.AgentDeploymentObjects(bg, agentScope(agent), uuid.Nil, after)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func feedOf(t testing.TB, h *feed.Hub, agent uuid.UUID, after *int64) <-chan *mo
 // targetChangesOf is the agent's own target changes.
 func targetChangesOf(t testing.TB, h *feed.Hub, agent uuid.UUID) <-chan *models.AgentTargetChange {
 	t.Helper()
-	ch, err := h.AgentTargetChanges(bg, agentScope(agent), uuid.Nil)
+	ch, _, err := h.AgentTargetChanges(bg, agentScope(agent), uuid.Nil)
 	if err != nil {
 		t.Fatal(err)
 	}

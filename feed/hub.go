@@ -48,6 +48,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,6 +108,11 @@ type Options struct {
 	// has subscriptions: the API re-checks that principal's open websockets.
 	// It must not block.
 	OnPrincipalChange func(models.Scope)
+	// OnListening, if set, is called from the listener every time it
+	// listens again, the first time included: notifications sent while it
+	// did not listen are lost, so the API re-checks every open websocket's
+	// key (the hub itself catches up from the tables). It must not block.
+	OnListening func()
 }
 
 func (o *Options) defaults() {
@@ -153,6 +159,9 @@ type Hub struct {
 
 	channel string // NOTIFY channel, brokkr_<schema>; set before started closes
 
+	listen  atomic.Bool // the notifier listens (Listening)
+	objects interned    // one value per deployment object read
+
 	mu         sync.Mutex
 	closed     bool
 	resync     bool                               // reload every agent on the next pump round
@@ -166,6 +175,8 @@ type Hub struct {
 	watches    map[uuid.UUID]map[*watch]struct{} // principal -> dashboard subscriptions tied to its key
 	watchDirty map[uuid.UUID]struct{}            // principals whose key to check
 	wm         int64                             // watermark: highest sequence dispatched
+
+	cutOffs map[string]uint64 // slow subscribers cut off, by kind (Stats)
 
 	evSince time.Time               // agent-event cursor: events created at or after it are read
 	evSeen  map[uuid.UUID]time.Time // events delivered (created at or after evSince)
@@ -196,7 +207,47 @@ func New(db *bun.DB, dsn string, logger *slog.Logger, opts Options) *Hub {
 		watches:    map[uuid.UUID]map[*watch]struct{}{},
 		watchDirty: map[uuid.UUID]struct{}{},
 		evSeen:     map[uuid.UUID]time.Time{},
+		cutOffs:    map[string]uint64{},
 	}
+}
+
+// Subscription kinds, as the GraphQL fields that make them (Stats.CutOffs).
+const (
+	KindAgentFeed      = "agentDeploymentObjects"
+	KindTargetChanges  = "agentTargetChanges"
+	KindStackDashboard = "stackDeploymentObjects"
+	KindEventDashboard = "agentEvents"
+)
+
+// Stats is what the hub reports for metrics.
+type Stats struct {
+	// Watermark is the newest sequence dispatched to subscribers.
+	Watermark int64
+	// CutOffs counts the subscriptions cut off for being too slow (a full
+	// buffer, or too much queued while replaying), by kind, since start.
+	CutOffs map[string]uint64
+}
+
+// Stats reports the watermark and the cut-offs so far.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := Stats{Watermark: h.wm, CutOffs: make(map[string]uint64, 4)}
+	for _, k := range []string{KindAgentFeed, KindTargetChanges, KindStackDashboard, KindEventDashboard} {
+		st.CutOffs[k] = h.cutOffs[k]
+	}
+	return st
+}
+
+// cutOffLocked counts a slow subscriber cut off.
+func (h *Hub) cutOffLocked(kind string) { h.cutOffs[kind]++ }
+
+// kind is the kind of an object subscription.
+func (s *objSub) kind() string {
+	if s.view != nil {
+		return KindStackDashboard
+	}
+	return KindAgentFeed
 }
 
 // Channel is the NOTIFY channel of the hub's schema (valid once Run started).
@@ -226,7 +277,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	n := &notifier{
 		dsn: h.dsn, channel: h.channel, logger: h.logger,
 		pingEvery: h.opts.PingInterval, pingTimeout: h.opts.PingTimeout,
-		ready: h.markResync, notify: h.onNotification,
+		ready: h.listening, lost: func() { h.listen.Store(false) }, notify: h.onNotification,
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { n.run(ctx) })
@@ -251,6 +302,21 @@ func (h *Hub) init(ctx context.Context) error {
 	h.wm = wm
 	h.mu.Unlock()
 	return nil
+}
+
+// Listening reports whether the hub listens for the database's
+// notifications now (readiness: a replica whose hub does not listen learns
+// of other replicas' writes only by its poll, and of key changes late).
+func (h *Hub) Listening() bool { return h.listen.Load() }
+
+// listening runs every time the notifier listens (again): the hub catches
+// up from the tables, and OnListening is told.
+func (h *Hub) listening() {
+	h.listen.Store(true)
+	h.markResync()
+	if f := h.opts.OnListening; f != nil {
+		f()
+	}
 }
 
 // Published wakes the local hub after a mutation committed. Other replicas

@@ -71,7 +71,7 @@ func TestAgentFeedScope(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := h.AgentDeploymentObjects(bg, c.scope, c.agent, nil)
+			_, _, err := h.AgentDeploymentObjects(bg, c.scope, c.agent, nil)
 			if models.ErrorKind(err) != c.kind {
 				t.Fatalf("err = %v, want kind %s", err, c.kind)
 			}
@@ -81,7 +81,7 @@ func TestAgentFeedScope(t *testing.T) {
 	s := f.stack(g)
 	f.target(b, s)
 	seq := f.object(s)
-	ch, err := h.AgentDeploymentObjects(bg, admin, b, nil)
+	ch, _, err := h.AgentDeploymentObjects(bg, admin, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestAgentFeedResumeAfter(t *testing.T) {
 	f.target(a, s1)
 	f.target(a, s2)
 	ctx, cancel := context.WithCancel(bg)
-	ch, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, nil)
+	ch, _, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func newTargetWorld(t *testing.T) *targetWorld {
 	w.cur = w.f.object(w.s1)
 	ctx, cancel := context.WithCancel(bg)
 	t.Cleanup(cancel)
-	ch, err := w.h.AgentDeploymentObjects(ctx, agentScope(w.agent), uuid.Nil, nil)
+	ch, _, err := w.h.AgentDeploymentObjects(ctx, agentScope(w.agent), uuid.Nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestTargetAddedWhileAway(t *testing.T) {
 
 	f.target(a, s2) // while away
 	ctx, cancel = context.WithCancel(bg)
-	ch, err = h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, ptr(cur))
+	ch, _, err = h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, ptr(cur))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func TestNewTargetObjectLostWithConnectionIsDeliveredAgain(t *testing.T) {
 
 	// Resume from the last object the agent did get: `old` comes (again).
 	ctx, cancel = context.WithCancel(bg)
-	ch, err = h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, ptr(cur))
+	ch, _, err = h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, ptr(cur))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ func TestRevocationClosesSubscriptions(t *testing.T) {
 
 	f.exec("UPDATE agents SET deleted_at = now() WHERE id = ?", a)
 	closedWithin(t, ch, wait)
-	if _, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil); models.ErrorKind(err) != models.KindUnauthenticated {
+	if _, _, err := h.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil); models.ErrorKind(err) != models.KindUnauthenticated {
 		t.Fatalf("subscribing as a deleted agent: %v, want UNAUTHENTICATED", err)
 	}
 }
@@ -123,6 +123,10 @@ func TestSlowSubscriberCutOff(t *testing.T) {
 		t.Fatalf("slow subscriber got %v before the cut, want its 4 buffered", slowGot)
 	}
 	equal(t, slowGot, want[:4])
+	// The metrics see the one cut-off and the watermark past the objects.
+	if st := h.Stats(); st.CutOffs[feed.KindAgentFeed] != 1 || st.CutOffs[feed.KindStackDashboard] != 0 || st.Watermark < want[19] {
+		t.Fatalf("stats %+v, want one agent feed cut off and the watermark at %d or above", st, want[19])
+	}
 	resumed := feedOf(t, h, slow, ptr(slowGot[3]))
 	equal(t, recvN(t, resumed, 16, wait), want[4:])
 }
@@ -208,11 +212,11 @@ func TestRestartBetweenObjects(t *testing.T) {
 	h1.Published(bg)
 	equal(t, recvN(t, ch, 1, wait), []int64{first})
 	changes := targetChangesOf(t, h1, a)
-	events, err := h1.AgentEvents(bg, admin, nil)
+	events, _, err := h1.AgentEvents(bg, admin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stackCh, err := h1.StackDeploymentObjects(bg, admin, s, ptr(int64(0)))
+	stackCh, _, err := h1.StackDeploymentObjects(bg, admin, s, ptr(int64(0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +225,7 @@ func TestRestartBetweenObjects(t *testing.T) {
 	closedWithin(t, changes, wait)
 	closedWithin(t, events, wait)
 	closedWithin(t, stackCh, wait)
-	if _, err := h1.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil); err == nil {
+	if _, _, err := h1.AgentDeploymentObjects(bg, agentScope(a), uuid.Nil, nil); err == nil {
 		t.Fatal("a stopped hub accepted a subscription")
 	}
 	missed := []int64{f.object(s), f.object(s)}
@@ -281,7 +285,7 @@ func TestConcurrentWriters(t *testing.T) {
 	// Announce the targets (a first feed), so resumes replay only.
 	for _, a := range agents {
 		ctx, cancel := context.WithCancel(bg)
-		if _, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, nil); err != nil {
+		if _, _, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		waitAnnounced(t, f, a, 2)
@@ -358,7 +362,7 @@ func resumingReader(t *testing.T, h *feed.Hub, a uuid.UUID, stop <-chan struct{}
 	after := ptr(int64(0))
 	for {
 		ctx, cancel := context.WithCancel(bg)
-		ch, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, after)
+		ch, _, err := h.AgentDeploymentObjects(ctx, agentScope(a), uuid.Nil, after)
 		if err != nil {
 			t.Error(err)
 			cancel()

@@ -24,7 +24,7 @@ func (h *Hub) loadObjects(ctx context.Context, from int64) ([]*models.Deployment
 	if err != nil {
 		return nil, fmt.Errorf("feed: reading objects: %w", err)
 	}
-	return objs, nil
+	return h.objects.all(objs), nil
 }
 
 // loadAgents reads the agents of work (absent: deleted) and the latest
@@ -45,6 +45,9 @@ func (h *Hub) loadAgents(ctx context.Context, work []*agent, wm int64) (map[uuid
 	latest, err := models.LatestObjectsUpTo(ctx, h.db, need.sorted(), wm)
 	if err != nil {
 		return nil, nil, fmt.Errorf("feed: loading latest objects: %w", err)
+	}
+	for st, o := range latest {
+		latest[st] = h.objects.one(o)
 	}
 	return rows, latest, nil
 }

@@ -33,6 +33,7 @@ type notifier struct {
 	pingEvery   time.Duration
 	pingTimeout time.Duration
 	ready       func()               // listening (again): catch up
+	lost        func()               // not listening any more (until ready)
 	notify      func(payload string) // one notification (ids only)
 }
 
@@ -67,6 +68,7 @@ func (n *notifier) session(ctx context.Context, listening func()) error {
 		return err
 	}
 	defer func() {
+		n.lost()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.pingTimeout)
 		defer cancel()
 		conn.Close(cctx)

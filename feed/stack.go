@@ -14,22 +14,22 @@ import (
 // (models.StackView), object by object: a stack the scope does not see is
 // NOT_FOUND, and objects it stops seeing (the stack deleted, the agent
 // deactivated or untargeted) are not sent.
-func (h *Hub) StackDeploymentObjects(ctx context.Context, scope models.Scope, stackID uuid.UUID, after *int64) (<-chan *models.DeploymentObject, error) {
+func (h *Hub) StackDeploymentObjects(ctx context.Context, scope models.Scope, stackID uuid.UUID, after *int64) (<-chan *models.DeploymentObject, Stream, error) {
 	if after != nil && *after < 0 {
-		return nil, models.Invalid("after", "after must not be negative")
+		return nil, nil, models.Invalid("after", "after must not be negative")
 	}
 	view := &models.StackView{Scope: viewScope(scope), StackID: stackID}
 	if err := view.Check(ctx, h.db); err != nil {
-		return nil, h.internal("feed.StackDeploymentObjects", err)
+		return nil, nil, h.internal("feed.StackDeploymentObjects", err)
 	}
 	pid, hash, err := models.PrincipalKey(ctx, h.db, scope)
 	if err != nil {
-		return nil, h.internal("feed.StackDeploymentObjects", err)
+		return nil, nil, h.internal("feed.StackDeploymentObjects", err)
 	}
-	s := &objSub{ch: make(chan *models.DeploymentObject, h.opts.BufferSize), view: view, waker: wakerFor(ctx)}
+	s := &objSub{out: newOut[*models.DeploymentObject](h.opts.BufferSize), view: view}
 	r := &registration{sub: s, after: after, res: make(chan regResult, 1)}
 	if err := h.subscribe(ctx, r); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if pid != uuid.Nil {
 		h.mu.Lock()
@@ -39,8 +39,7 @@ func (h *Hub) StackDeploymentObjects(ctx context.Context, scope models.Scope, st
 		}
 		h.mu.Unlock()
 	}
-	s.waker.take()
-	return s.ch, nil
+	return s.ch, s, nil
 }
 
 // viewScope is the scope a view is keyed by: who the principal is, without

@@ -24,13 +24,12 @@ import (
 // Closing: while replaying, only the replay goroutine closes ch (others set
 // done and cancel it); once live, whoever sets done under h.mu closes ch.
 type objSub struct {
-	ch     chan *models.DeploymentObject
-	waker  *Waker // told of every send on and the close of ch (nil: nobody)
-	cancel context.CancelFunc
-	stop   func() bool       // stops the context.AfterFunc watching the caller's ctx
-	agent  *agent            // agent feeds (set by the pump before it answers)
-	view   *models.StackView // dashboard subscriptions
-	watch  *watch            // dashboard subscriptions of generators and agents
+	out[*models.DeploymentObject] // ch and its wake-ups (the Stream)
+	cancel                        context.CancelFunc
+	stop                          func() bool       // stops the context.AfterFunc watching the caller's ctx
+	agent                         *agent            // agent feeds (set by the pump before it answers)
+	view                          *models.StackView // dashboard subscriptions
+	watch                         *watch            // dashboard subscriptions of generators and agents
 
 	// Guarded by Hub.mu.
 	ready   bool                       // registration answered: dispatches reach it
@@ -84,7 +83,8 @@ func (h *Hub) deliverLocked(s *objSub, o *models.DeploymentObject, forced bool) 
 	}
 	if !s.live {
 		if len(s.pending) >= h.opts.MaxPending {
-			h.logger.Info("feed: subscriber cut off while replaying (too much pending)")
+			h.logger.Info("feed: subscriber cut off while replaying (too much pending)", "kind", s.kind())
+			h.cutOffLocked(s.kind())
 			h.endLocked(s)
 			return
 		}
@@ -95,15 +95,14 @@ func (h *Hub) deliverLocked(s *objSub, o *models.DeploymentObject, forced bool) 
 	if !forced && o.SequenceID <= s.cursor {
 		return
 	}
-	select {
-	case s.ch <- o:
-		s.waker.wake()
-		if !forced {
-			s.cursor = o.SequenceID
-		}
-	default:
-		h.logger.Info("feed: slow subscriber cut off", "buffer", cap(s.ch))
+	if !s.send(o) {
+		h.logger.Info("feed: slow subscriber cut off", "kind", s.kind(), "buffer", cap(s.ch))
+		h.cutOffLocked(s.kind())
 		h.endLocked(s)
+		return
+	}
+	if !forced {
+		s.cursor = o.SequenceID
 	}
 }
 
@@ -121,8 +120,7 @@ func (h *Hub) endLocked(s *objSub) {
 	h.removeWatchLocked(s.watch)
 	h.unregisterLocked(s)
 	if s.live {
-		close(s.ch)
-		s.waker.wake()
+		s.close()
 	} else {
 		s.cancel()
 	}
@@ -163,11 +161,12 @@ func (h *Hub) subscribe(ctx context.Context, r *registration) error {
 	}
 	h.replayng[s] = struct{}{}
 	h.regs = append(h.regs, r)
-	s.stop = context.AfterFunc(ctx, func() {
+	s.end = func() {
 		h.mu.Lock()
 		h.endLocked(s)
 		h.mu.Unlock()
-	})
+	}
+	s.stop = context.AfterFunc(ctx, s.end)
 	h.mu.Unlock()
 	h.wake()
 	go h.replay(sctx, s, r)
@@ -197,7 +196,7 @@ func (h *Hub) replay(ctx context.Context, s *objSub, r *registration) {
 	send := func(o *models.DeploymentObject) bool {
 		select {
 		case s.ch <- o:
-			s.waker.wake()
+			s.wake(o)
 			return true
 		case <-ctx.Done():
 			return false
@@ -224,8 +223,7 @@ func (h *Hub) endReplay(s *objSub) {
 	}
 	h.mu.Unlock()
 	s.cancel()
-	close(s.ch)
-	s.waker.wake()
+	s.close()
 }
 
 // sendStart sends the start's initial objects and its replay; false when
@@ -286,7 +284,10 @@ func (h *Hub) drain(s *objSub, cursor int64, send func(*models.DeploymentObject)
 			s.live = true
 			s.cursor = cursor
 			delete(h.replayng, s)
+			cancel := s.cancel // only stops the replay, which ends here
+			s.cancel = nil
 			h.mu.Unlock()
+			cancel() // an idle subscription keeps no context of its own
 			return true
 		}
 		pending, forced := s.pending, s.forced
@@ -340,8 +341,12 @@ func (h *Hub) replayRange(ctx context.Context, s *objSub, st feedStart, send fun
 func (h *Hub) replayPage(ctx context.Context, s *objSub, st feedStart, from int64) ([]*models.DeploymentObject, error) {
 	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
+	var objs []*models.DeploymentObject
+	var err error
 	if s.agent != nil {
-		return models.FeedObjects(ctx, h.db, s.agent.id, st.stacks, from, st.to, replayPage)
+		objs, err = models.FeedObjects(ctx, h.db, s.agent.id, st.stacks, from, st.to, replayPage)
+	} else {
+		objs, err = models.StackViewObjects(ctx, h.db, *s.view, from, st.to, replayPage)
 	}
-	return models.StackViewObjects(ctx, h.db, *s.view, from, st.to, replayPage)
+	return h.objects.all(objs), err
 }

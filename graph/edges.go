@@ -58,6 +58,11 @@ func (l *Loaders) stackDeploymentObjects(ctx context.Context, s *models.Stack, f
 }
 
 func (l *Loaders) stackLatest(ctx context.Context, s *models.Stack) (*models.DeploymentObject, error) {
+	// deleteStack's answer carries the marker it published, which a
+	// generator's scope would not read (its deleted stack's objects).
+	if s.DeletionMarker != nil {
+		return s.DeletionMarker, nil
+	}
 	return loadOptional(ctx, l, l.LatestByStack, s, stackID)
 }
 
@@ -65,13 +70,16 @@ func (l *Loaders) stackTargets(ctx context.Context, s *models.Stack) ([]*models.
 	return orEmpty(loadOptional(ctx, l, l.TargetsByStack, s, stackID))
 }
 
-func (l *Loaders) objectStack(ctx context.Context, d *models.DeploymentObject) (*models.Stack, error) {
-	// Objects delivered by the feed carry their stack, read once per batch
-	// within the subscriber's scope; a deletion marker's stack is deleted
-	// and would answer NOT_FOUND through the loader.
+// objectStack is an object's stack. Objects delivered by the feed carry
+// it, read once per batch (a deletion marker's stack is deleted and would
+// answer NOT_FOUND through the loader): it is returned before the
+// response's loaders are asked for, since building them is most of what a
+// delivered object's stack { id } would cost.
+func (r *Resolver) objectStack(ctx context.Context, d *models.DeploymentObject) (*models.Stack, error) {
 	if d.Stack != nil {
 		return d.Stack, nil
 	}
+	l := r.loaders(ctx)
 	return loadOne(ctx, l, l.Stack, d, objectStackID, "stack")
 }
 

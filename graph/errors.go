@@ -20,7 +20,7 @@ const internalMessage = "internal error"
 
 // ErrorPresenter is the one place where errors become extensions.code
 // (DESIGN §5). Domain errors (*models.Error) map their Kind to the code and
-// carry their safe message, plus extensions.field (BAD_USER_INPUT),
+// carry their safe message, plus extensions.field and maxBytes (BAD_USER_INPUT),
 // extensions.constraint (CONFLICT) and extensions.retryAfter (RATE_LIMITED
 // and UNAVAILABLE, whole seconds, at least 1). Errors gqlgen or gqlparser
 // built themselves (no cause) keep their message and code, except that
@@ -72,6 +72,9 @@ func fromDomain(ctx context.Context, logger *slog.Logger, out *gqlerror.Error, d
 	}
 	switch de.Kind {
 	case models.KindInvalid:
+		if de.MaxBytes > 0 {
+			res.Extensions["maxBytes"] = de.MaxBytes
+		}
 		field := de.Field
 		if field == "" {
 			field = argument // an argument or input field that failed to parse

@@ -3,6 +3,8 @@ package graph
 import (
 	"context"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/brokkr/brokkr/models"
 )
 
@@ -17,12 +19,16 @@ func (r *Resolver) feed() (Feed, error) {
 	return r.Feed, nil
 }
 
-// published wakes the subscription hub after a committed mutation that may
-// have created deployment objects or changed targets or agents.
-func (r *Resolver) published(ctx context.Context) {
-	if r.Feed != nil {
-		r.Feed.Published(ctx)
+// subscribed hands a subscription's stream to the transport that dispatched
+// the operation (Resolver.Streams) and returns its channel.
+func subscribed[T any](ctx context.Context, r *Resolver, ch <-chan T, s Stream, err error) (<-chan T, error) {
+	if err != nil {
+		return nil, err
 	}
+	if r.Streams != nil {
+		r.Streams(graphql.GetOperationContext(ctx), s)
+	}
+	return ch, nil
 }
 
 // flag reads an optional Boolean argument.

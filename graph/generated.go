@@ -1848,13 +1848,31 @@ type Agent {
   deletedAt: Time
 }
 
-"An agent's report about one deployment object."
+"""
+An agent's report about one deployment object.
+
+eventType and status are free strings (1 to 50 and 1 to 10 characters),
+stored and filtered exactly as sent. The vocabulary that the reference agent
+(` + "`" + `brokkr agent run` + "`" + `) reports, and that dashboards and filters can rely on:
+
+- eventType ` + "`" + `DEPLOY` + "`" + `: the agent applied the object, or tried to. status
+  ` + "`" + `SUCCESS` + "`" + ` when it did; ` + "`" + `FAILURE` + "`" + ` when it did not, with the error in
+  ` + "`" + `message` + "`" + `. For a deletion marker, DEPLOY reports removing what the stack
+  had applied. Every object an agent receives gets one DEPLOY event.
+- eventType ` + "`" + `HEALTH` + "`" + ` is reserved for reports of the applied resources'
+  health (not sent yet).
+
+Other agents may report other eventTypes; keep to UPPER_SNAKE_CASE.
+"""
 type AgentEvent {
   id: ID!
   agent: Agent!
   deploymentObject: DeploymentObject!
+  "What is reported: DEPLOY (see AgentEvent); HEALTH is reserved."
   eventType: String!
+  "The outcome: for DEPLOY, SUCCESS or FAILURE."
   status: String!
+  "Details; for a FAILURE, the error."
   message: String
   createdAt: Time!
   deletedAt: Time
@@ -2016,6 +2034,7 @@ input UpdateGeneratorInput {
   name: String
   description: String
   isActive: Boolean
+  "Requests per minute; null puts the generator back on the server default (BROKKR_RATE_LIMIT_PER_MINUTE)."
   rateLimitPerMinute: Int
 }
 
@@ -2056,9 +2075,12 @@ input UpdateAgentInput {
   status: AgentStatus
 }
 
+"See AgentEvent for the vocabulary: eventType DEPLOY with status SUCCESS or FAILURE."
 input ReportAgentEventInput {
   deploymentObjectId: ID!
+  "1 to 50 characters: DEPLOY (HEALTH is reserved)."
   eventType: String!
+  "1 to 10 characters: for DEPLOY, SUCCESS or FAILURE."
   status: String!
   "At most 32 KiB (32,768 bytes of UTF-8)."
   message: String
@@ -2094,7 +2116,7 @@ type Mutation {
 
   createStack(input: CreateStackInput!): Stack @hasRole(roles: [ADMIN, GENERATOR])
   updateStack(id: ID!, input: UpdateStackInput!): Stack @hasRole(roles: [ADMIN, GENERATOR])
-  "Soft delete publishes a deletion marker; hard: true is for admins."
+  "Soft delete publishes a deletion marker, which the answer shows as latestDeploymentObject (to generators too); hard: true is for admins."
   deleteStack(id: ID!, hard: Boolean = false): Stack @hasRole(roles: [ADMIN, GENERATOR])
   "Undoes a soft delete (and its cascade), re-publishing the latest object; admins only, as deleted stacks are visible only to them."
   restoreStack(id: ID!): Stack @hasRole(roles: [ADMIN])
@@ -11311,7 +11333,7 @@ func (ec *executionContext) unmarshalInputUpdateGeneratorInput(ctx context.Conte
 			if err != nil {
 				return it, err
 			}
-			it.RateLimitPerMinute = data
+			it.RateLimitPerMinute = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil

@@ -57,7 +57,7 @@ func (r *agentTargetResolver) Stack(ctx context.Context, obj *models.AgentTarget
 }
 
 func (r *deploymentObjectResolver) Stack(ctx context.Context, obj *models.DeploymentObject) (*models.Stack, error) {
-	return r.loaders(ctx).objectStack(ctx, obj)
+	return r.objectStack(ctx, obj)
 }
 
 func (r *deploymentObjectResolver) Events(ctx context.Context, obj *models.DeploymentObject, first *int, after *string, filter *models.AgentEventFilter, includeDeleted *bool) (*models.AgentEventConnection, error) {
@@ -98,11 +98,7 @@ func (r *mutationResolver) DeleteGenerator(ctx context.Context, id uuid.UUID, ha
 	if err != nil {
 		return nil, err
 	}
-	g, err := models.DeleteGenerator(ctx, r.DB, scope, id, flag(hard))
-	if err == nil {
-		r.published(ctx)
-	}
-	return g, err
+	return models.DeleteGenerator(ctx, r.DB, scope, id, flag(hard))
 }
 
 func (r *mutationResolver) RestoreGenerator(ctx context.Context, id uuid.UUID) (*models.Generator, error) {
@@ -110,11 +106,7 @@ func (r *mutationResolver) RestoreGenerator(ctx context.Context, id uuid.UUID) (
 	if err != nil {
 		return nil, err
 	}
-	g, err := models.RestoreGenerator(ctx, r.DB, scope, id)
-	if err == nil {
-		r.published(ctx)
-	}
-	return g, err
+	return models.RestoreGenerator(ctx, r.DB, scope, id)
 }
 
 func (r *mutationResolver) CreateStack(ctx context.Context, input models.CreateStackInput) (*models.Stack, error) {
@@ -139,11 +131,7 @@ func (r *mutationResolver) DeleteStack(ctx context.Context, id uuid.UUID, hard *
 	if err != nil {
 		return nil, err
 	}
-	s, err := models.DeleteStack(ctx, r.DB, scope, id, flag(hard))
-	if err == nil {
-		r.published(ctx)
-	}
-	return s, err
+	return models.DeleteStack(ctx, r.DB, scope, id, flag(hard))
 }
 
 func (r *mutationResolver) RestoreStack(ctx context.Context, id uuid.UUID) (*models.Stack, error) {
@@ -151,11 +139,7 @@ func (r *mutationResolver) RestoreStack(ctx context.Context, id uuid.UUID) (*mod
 	if err != nil {
 		return nil, err
 	}
-	s, err := models.RestoreStack(ctx, r.DB, scope, id)
-	if err == nil {
-		r.published(ctx)
-	}
-	return s, err
+	return models.RestoreStack(ctx, r.DB, scope, id)
 }
 
 func (r *mutationResolver) AddStackLabel(ctx context.Context, stackID uuid.UUID, label string) (*models.Stack, error) {
@@ -195,11 +179,7 @@ func (r *mutationResolver) CreateDeploymentObject(ctx context.Context, input mod
 	if err != nil {
 		return nil, err
 	}
-	d, err := models.CreateDeploymentObject(ctx, r.DB, scope, input)
-	if err == nil {
-		r.published(ctx)
-	}
-	return d, err
+	return models.CreateDeploymentObject(ctx, r.DB, scope, input)
 }
 
 func (r *mutationResolver) RollbackStack(ctx context.Context, stackID uuid.UUID, toDeploymentObjectID uuid.UUID) (*models.DeploymentObject, error) {
@@ -207,11 +187,7 @@ func (r *mutationResolver) RollbackStack(ctx context.Context, stackID uuid.UUID,
 	if err != nil {
 		return nil, err
 	}
-	d, err := models.RollbackStack(ctx, r.DB, scope, stackID, toDeploymentObjectID)
-	if err == nil {
-		r.published(ctx)
-	}
-	return d, err
+	return models.RollbackStack(ctx, r.DB, scope, stackID, toDeploymentObjectID)
 }
 
 func (r *mutationResolver) DeleteDeploymentObject(ctx context.Context, id uuid.UUID) (*models.DeploymentObject, error) {
@@ -219,11 +195,7 @@ func (r *mutationResolver) DeleteDeploymentObject(ctx context.Context, id uuid.U
 	if err != nil {
 		return nil, err
 	}
-	d, err := models.DeleteDeploymentObject(ctx, r.DB, scope, id)
-	if err == nil {
-		r.published(ctx)
-	}
-	return d, err
+	return models.DeleteDeploymentObject(ctx, r.DB, scope, id)
 }
 
 func (r *mutationResolver) CreateAgent(ctx context.Context, input models.CreateAgentInput) (*models.AgentWithKey, error) {
@@ -240,11 +212,7 @@ func (r *mutationResolver) UpdateAgent(ctx context.Context, id uuid.UUID, input 
 		return nil, err
 	}
 	input.ID = id
-	a, err := models.UpdateAgent(ctx, r.DB, scope, input)
-	if err == nil {
-		r.published(ctx)
-	}
-	return a, err
+	return models.UpdateAgent(ctx, r.DB, scope, input)
 }
 
 func (r *mutationResolver) RotateAgentKey(ctx context.Context, id uuid.UUID) (*models.AgentWithKey, error) {
@@ -252,11 +220,7 @@ func (r *mutationResolver) RotateAgentKey(ctx context.Context, id uuid.UUID) (*m
 	if err != nil {
 		return nil, err
 	}
-	a, err := models.RotateAgentKey(ctx, r.DB, scope, id)
-	if err == nil {
-		r.published(ctx)
-	}
-	return a, err
+	return models.RotateAgentKey(ctx, r.DB, scope, id)
 }
 
 func (r *mutationResolver) DeleteAgent(ctx context.Context, id uuid.UUID, hard *bool) (*models.Agent, error) {
@@ -264,11 +228,7 @@ func (r *mutationResolver) DeleteAgent(ctx context.Context, id uuid.UUID, hard *
 	if err != nil {
 		return nil, err
 	}
-	a, err := models.DeleteAgent(ctx, r.DB, scope, id, flag(hard))
-	if err == nil {
-		r.published(ctx)
-	}
-	return a, err
+	return models.DeleteAgent(ctx, r.DB, scope, id, flag(hard))
 }
 
 func (r *mutationResolver) RestoreAgent(ctx context.Context, id uuid.UUID) (*models.Agent, error) {
@@ -276,11 +236,7 @@ func (r *mutationResolver) RestoreAgent(ctx context.Context, id uuid.UUID) (*mod
 	if err != nil {
 		return nil, err
 	}
-	a, err := models.RestoreAgent(ctx, r.DB, scope, id)
-	if err == nil {
-		r.published(ctx)
-	}
-	return a, err
+	return models.RestoreAgent(ctx, r.DB, scope, id)
 }
 
 func (r *mutationResolver) AddAgentLabel(ctx context.Context, agentID uuid.UUID, label string) (*models.Agent, error) {
@@ -320,11 +276,7 @@ func (r *mutationResolver) AddAgentTarget(ctx context.Context, agentID uuid.UUID
 	if err != nil {
 		return nil, err
 	}
-	t, err := models.AddAgentTarget(ctx, r.DB, scope, agentID, stackID)
-	if err == nil {
-		r.published(ctx)
-	}
-	return t, err
+	return models.AddAgentTarget(ctx, r.DB, scope, agentID, stackID)
 }
 
 func (r *mutationResolver) RemoveAgentTarget(ctx context.Context, agentID uuid.UUID, stackID uuid.UUID) (*models.AgentTarget, error) {
@@ -332,11 +284,7 @@ func (r *mutationResolver) RemoveAgentTarget(ctx context.Context, agentID uuid.U
 	if err != nil {
 		return nil, err
 	}
-	t, err := models.RemoveAgentTarget(ctx, r.DB, scope, agentID, stackID)
-	if err == nil {
-		r.published(ctx)
-	}
-	return t, err
+	return models.RemoveAgentTarget(ctx, r.DB, scope, agentID, stackID)
 }
 
 func (r *mutationResolver) ReportAgentEvent(ctx context.Context, input models.ReportAgentEventInput) (*models.AgentEvent, error) {
@@ -344,11 +292,7 @@ func (r *mutationResolver) ReportAgentEvent(ctx context.Context, input models.Re
 	if err != nil {
 		return nil, err
 	}
-	e, err := models.ReportAgentEvent(ctx, r.DB, scope, input)
-	if err == nil {
-		r.published(ctx)
-	}
-	return e, err
+	return models.ReportAgentEvent(ctx, r.DB, scope, input)
 }
 
 func (r *mutationResolver) AgentHeartbeat(ctx context.Context) (*models.Agent, error) {
@@ -466,7 +410,8 @@ func (r *subscriptionResolver) AgentDeploymentObjects(ctx context.Context, after
 	if err != nil {
 		return nil, err
 	}
-	return f.AgentDeploymentObjects(ctx, scope, id, after)
+	ch, st, err := f.AgentDeploymentObjects(ctx, scope, id, after)
+	return subscribed(ctx, r.Resolver, ch, st, err)
 }
 
 func (r *subscriptionResolver) AgentTargetChanges(ctx context.Context, agentID *uuid.UUID) (<-chan *models.AgentTargetChange, error) {
@@ -482,7 +427,8 @@ func (r *subscriptionResolver) AgentTargetChanges(ctx context.Context, agentID *
 	if err != nil {
 		return nil, err
 	}
-	return f.AgentTargetChanges(ctx, scope, id)
+	ch, st, err := f.AgentTargetChanges(ctx, scope, id)
+	return subscribed(ctx, r.Resolver, ch, st, err)
 }
 
 func (r *subscriptionResolver) StackDeploymentObjects(ctx context.Context, stackID uuid.UUID, after *int64) (<-chan *models.DeploymentObject, error) {
@@ -494,7 +440,8 @@ func (r *subscriptionResolver) StackDeploymentObjects(ctx context.Context, stack
 	if err != nil {
 		return nil, err
 	}
-	return f.StackDeploymentObjects(ctx, scope, stackID, after)
+	ch, st, err := f.StackDeploymentObjects(ctx, scope, stackID, after)
+	return subscribed(ctx, r.Resolver, ch, st, err)
 }
 
 func (r *subscriptionResolver) AgentEvents(ctx context.Context, filter *models.AgentEventFilter) (<-chan *models.AgentEvent, error) {
@@ -506,7 +453,8 @@ func (r *subscriptionResolver) AgentEvents(ctx context.Context, filter *models.A
 	if err != nil {
 		return nil, err
 	}
-	return f.AgentEvents(ctx, scope, filter)
+	ch, st, err := f.AgentEvents(ctx, scope, filter)
+	return subscribed(ctx, r.Resolver, ch, st, err)
 }
 
 func (r *Resolver) Agent() AgentResolver { return &agentResolver{r} }

@@ -237,84 +237,22 @@ func writableAgent(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID) (
 
 // AddAgentLabel adds a label (admins only; Conflict when present).
 func AddAgentLabel(ctx context.Context, db bun.IDB, scope Scope, agentID uuid.UUID, label string) (*Agent, error) {
-	const name = "AddAgentLabel"
-	if err := validateToken("label", label); err != nil {
-		return nil, op(name, "agent", err)
-	}
-	var a *Agent
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		if a, err = writableAgent(ctx, tx, scope, agentID); err != nil {
-			return err
-		}
-		_, err = tx.NewInsert().Model(&AgentLabel{AgentID: agentID, Label: label}).Exec(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, op(name, "agent", err)
-	}
-	return a, nil
+	return agentTags.addLabel(ctx, db, scope, "AddAgentLabel", agentID, label)
 }
 
 // RemoveAgentLabel removes a label (NotFound when absent).
 func RemoveAgentLabel(ctx context.Context, db bun.IDB, scope Scope, agentID uuid.UUID, label string) (*Agent, error) {
-	const name = "RemoveAgentLabel"
-	var a *Agent
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		if a, err = writableAgent(ctx, tx, scope, agentID); err != nil {
-			return err
-		}
-		return deleteOne(ctx, tx.NewDelete().Model((*AgentLabel)(nil)).
-			Where("agent_id = ?", agentID).Where("label = ?", label), "label")
-	})
-	if err != nil {
-		return nil, op(name, "agent", err)
-	}
-	return a, nil
+	return agentTags.removeLabel(ctx, db, scope, "RemoveAgentLabel", agentID, label)
 }
 
 // SetAgentAnnotation sets key = value, replacing any value of that key.
 func SetAgentAnnotation(ctx context.Context, db bun.IDB, scope Scope, agentID uuid.UUID, key, value string) (*Agent, error) {
-	const name = "SetAgentAnnotation"
-	if err := validateToken("key", key); err != nil {
-		return nil, op(name, "agent", err)
-	}
-	if err := validateToken("value", value); err != nil {
-		return nil, op(name, "agent", err)
-	}
-	var a *Agent
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		if a, err = writableAgent(ctx, tx, scope, agentID); err != nil {
-			return err
-		}
-		_, err = tx.NewInsert().Model(&AgentAnnotation{AgentID: agentID, Key: key, Value: value}).
-			On("CONFLICT (agent_id, key) DO UPDATE").Set("value = EXCLUDED.value").Exec(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, op(name, "agent", err)
-	}
-	return a, nil
+	return agentTags.setAnnotation(ctx, db, scope, "SetAgentAnnotation", agentID, key, value)
 }
 
 // RemoveAgentAnnotation removes the key (NotFound when absent).
 func RemoveAgentAnnotation(ctx context.Context, db bun.IDB, scope Scope, agentID uuid.UUID, key string) (*Agent, error) {
-	const name = "RemoveAgentAnnotation"
-	var a *Agent
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		if a, err = writableAgent(ctx, tx, scope, agentID); err != nil {
-			return err
-		}
-		return deleteOne(ctx, tx.NewDelete().Model((*AgentAnnotation)(nil)).
-			Where("agent_id = ?", agentID).Where("key = ?", key), "annotation")
-	})
-	if err != nil {
-		return nil, op(name, "agent", err)
-	}
-	return a, nil
+	return agentTags.removeAnnotation(ctx, db, scope, "RemoveAgentAnnotation", agentID, key)
 }
 
 // AgentHeartbeat records that the calling agent is alive (agents only):

@@ -46,6 +46,7 @@ type Error struct {
 	Field      string  // the input field at fault (KindInvalid)
 	Constraint string  // the constraint that clashed (KindConflict)
 	RetryAfter float64 // seconds (KindRateLimited, KindUnavailable)
+	MaxBytes   int64   // the body limit a request passed (KindInvalid), when that is what it did
 	Err        error
 }
 

@@ -99,11 +99,11 @@ func UpdateGenerator(ctx context.Context, db bun.IDB, scope Scope, in UpdateGene
 	if in.IsActive != nil {
 		q, set = q.Set("is_active = ?", *in.IsActive), true
 	}
-	if in.RateLimitPerMinute != nil {
-		if err := validateRateLimit(in.RateLimitPerMinute); err != nil {
+	if limit, ok := in.RateLimitPerMinute.ValueOK(); ok { // null: back to the server default
+		if err := validateRateLimit(limit); err != nil {
 			return nil, op(name, "generator", err)
 		}
-		q, set = q.Set("rate_limit_per_minute = ?", *in.RateLimitPerMinute), true
+		q, set = q.Set("rate_limit_per_minute = ?", limit), true
 	}
 	if !set {
 		return GetGenerator(ctx, db, scope, in.ID, false)

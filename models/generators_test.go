@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 
 	"github.com/brokkr/brokkr/apikey"
@@ -118,9 +119,18 @@ func TestUpdateGenerator(t *testing.T) {
 	g, key, gs := e.generator("g")
 	e.generator("other")
 	up := must[*models.Generator](t)(models.UpdateGenerator(e.ctx, e.db, admin, models.UpdateGeneratorInput{
-		ID: g.ID, Name: ptr("renamed"), Description: ptr("d"), IsActive: ptr(false), RateLimitPerMinute: ptr(int32(7))}))
+		ID: g.ID, Name: ptr("renamed"), Description: ptr("d"), IsActive: ptr(false), RateLimitPerMinute: graphql.OmittableOf(ptr(int32(7)))}))
 	if up.Name != "renamed" || *up.Description != "d" || up.IsActive || *up.RateLimitPerMinute != 7 || !up.UpdatedAt.After(g.UpdatedAt) {
 		t.Fatalf("update: %+v", up)
+	}
+	// Omitted, the limit stays; null, it goes back to the server default.
+	up = must[*models.Generator](t)(models.UpdateGenerator(e.ctx, e.db, admin, models.UpdateGeneratorInput{ID: g.ID, Name: ptr("renamed")}))
+	if up.RateLimitPerMinute == nil || *up.RateLimitPerMinute != 7 {
+		t.Fatalf("an omitted rateLimitPerMinute changed: %v", up.RateLimitPerMinute)
+	}
+	up = must[*models.Generator](t)(models.UpdateGenerator(e.ctx, e.db, admin, models.UpdateGeneratorInput{ID: g.ID, RateLimitPerMinute: graphql.OmittableOf[*int32](nil)}))
+	if up.RateLimitPerMinute != nil {
+		t.Fatalf("rateLimitPerMinute null kept %d", *up.RateLimitPerMinute)
 	}
 	// An inactive generator's key no longer authenticates.
 	_, err := models.PrincipalForKeyHash(e.ctx, e.db, apikey.Hash(key))
@@ -132,7 +142,7 @@ func TestUpdateGenerator(t *testing.T) {
 	}
 	_, err = models.UpdateGenerator(e.ctx, e.db, admin, models.UpdateGeneratorInput{ID: g.ID, Name: ptr("")})
 	wantField(t, err, "name")
-	_, err = models.UpdateGenerator(e.ctx, e.db, admin, models.UpdateGeneratorInput{ID: g.ID, RateLimitPerMinute: ptr(int32(-1))})
+	_, err = models.UpdateGenerator(e.ctx, e.db, admin, models.UpdateGeneratorInput{ID: g.ID, RateLimitPerMinute: graphql.OmittableOf(ptr(int32(-1)))})
 	wantField(t, err, "rateLimitPerMinute")
 	_, err = models.UpdateGenerator(e.ctx, e.db, admin, models.UpdateGeneratorInput{ID: uuid.New(), Name: ptr("x")})
 	wantKind(t, err, models.KindNotFound)

@@ -82,6 +82,45 @@ func PrincipalForKeyHash(ctx context.Context, db bun.IDB, hash string) (Scope, e
 	}
 }
 
+// PrincipalsForKeyHashes is PrincipalForKeyHash for many hashes in one
+// statement: the scope each hash authenticates now; hashes that
+// authenticate nobody (rotated, their owner deleted or deactivated, or
+// malformed) are absent. The rate limit is not read.
+func PrincipalsForKeyHashes(ctx context.Context, db bun.IDB, hashes []string) (map[string]Scope, error) {
+	out := make(map[string]Scope, len(hashes))
+	var valid []string
+	for _, h := range hashes {
+		if hashShape.MatchString(h) {
+			valid = append(valid, h)
+		}
+	}
+	if len(valid) == 0 {
+		return out, nil
+	}
+	var rows []principalRow
+	err := db.NewRaw(`
+		SELECT 'ADMIN' AS role, NULL::uuid AS id, pak_hash FROM admin_keys WHERE pak_hash IN (?) AND deleted_at IS NULL
+		UNION ALL
+		SELECT 'GENERATOR', id, pak_hash FROM generators WHERE pak_hash IN (?) AND `+liveGeneratorKey+`
+		UNION ALL
+		SELECT 'AGENT', id, pak_hash FROM agents WHERE pak_hash IN (?) AND `+liveAgentKey,
+		bun.List(valid), bun.List(valid), bun.List(valid)).Scan(ctx, &rows)
+	if err != nil {
+		return nil, op("PrincipalsForKeyHashes", "key", err)
+	}
+	for _, r := range rows {
+		switch Role(r.Role) {
+		case RoleAdmin:
+			out[r.PakHash] = AdminScope
+		case RoleGenerator:
+			out[r.PakHash] = GeneratorScope(r.ID)
+		default:
+			out[r.PakHash] = AgentScope(r.ID)
+		}
+	}
+	return out, nil
+}
+
 // EnsureAdminKey creates the admin key when there is none (first start) and
 // returns its plaintext with created = true; otherwise "", false. Safe when
 // several replicas start at once: one of them creates it.

@@ -1,6 +1,9 @@
 package models
 
-import "github.com/google/uuid"
+import (
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
+)
 
 // Inputs and payloads of the GraphQL mutations; gqlgen autobinds them by name.
 
@@ -12,12 +15,14 @@ type CreateGeneratorInput struct {
 }
 
 // UpdateGeneratorInput changes the given fields of a generator (admins).
+// RateLimitPerMinute tells omitted (unchanged) from null (back to the
+// server default): gqlgen sets an Omittable only for a field the input has.
 type UpdateGeneratorInput struct {
-	ID                 uuid.UUID `json:"id"`
-	Name               *string   `json:"name,omitempty"`
-	Description        *string   `json:"description,omitempty"`
-	IsActive           *bool     `json:"isActive,omitempty"`
-	RateLimitPerMinute *int32    `json:"rateLimitPerMinute,omitempty"`
+	ID                 uuid.UUID                 `json:"id"`
+	Name               *string                   `json:"name,omitempty"`
+	Description        *string                   `json:"description,omitempty"`
+	IsActive           *bool                     `json:"isActive,omitempty"`
+	RateLimitPerMinute graphql.Omittable[*int32] `json:"rateLimitPerMinute,omitzero"`
 }
 
 // CreateStackInput creates a stack. GeneratorID is required for admins; a

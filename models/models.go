@@ -57,6 +57,11 @@ type Stack struct {
 	Labels            []*StackLabel       `bun:"rel:has-many,join:id=stack_id"`
 	Annotations       []*StackAnnotation  `bun:"rel:has-many,join:id=stack_id"`
 	Targets           []*AgentTarget      `bun:"rel:has-many,join:id=stack_id"`
+
+	// DeletionMarker is the marker DeleteStack's soft delete published:
+	// the answer to the deleter shows it as the stack's latest object, to a
+	// generator too, whose scope sees only live stacks' objects.
+	DeletionMarker *DeploymentObject `bun:"-"`
 }
 
 // DeploymentObject is an immutable YAML bundle submitted to a stack. Its

@@ -189,9 +189,23 @@ func DeleteStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, har
 		if err := requireRole(scope, "deleting stacks", RoleAdmin, RoleGenerator); err != nil {
 			return nil, op(name, "stack", err)
 		}
-		q := db.NewUpdate().Model(s).Set("deleted_at = now()").
-			Where("s.id = ?", id).Where("s.deleted_at IS NULL")
-		err = where(q, stackScope(scope, "s")).Returning("*").Scan(ctx)
+		err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			q := tx.NewUpdate().Model(s).Set("deleted_at = now()").
+				Where("s.id = ?", id).Where("s.deleted_at IS NULL")
+			if err := where(q, stackScope(scope, "s")).Returning("*").Scan(ctx); err != nil {
+				return err
+			}
+			// The marker the update's trigger inserted (migration 0002).
+			// The caller may see it: it just deleted the stack.
+			m := new(DeploymentObject)
+			if err := tx.NewSelect().Model(m).Where("d.stack_id = ?", id).Where("d.is_deletion_marker").
+				Where("d.deleted_at IS NULL").OrderExpr("d.sequence_id DESC").Limit(1).Scan(ctx); err != nil {
+				return err
+			}
+			m.Stack = s
+			s.DeletionMarker = m
+			return nil
+		})
 	}
 	if err != nil {
 		return nil, op(name, "stack", err)
@@ -224,96 +238,20 @@ func RestoreStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID) (*
 
 // AddStackLabel adds a label (Conflict when present).
 func AddStackLabel(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UUID, label string) (*Stack, error) {
-	const name = "AddStackLabel"
-	if err := validateToken("label", label); err != nil {
-		return nil, op(name, "stack", err)
-	}
-	var s *Stack
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		if s, err = writableStack(ctx, tx, scope, stackID, true); err != nil {
-			return err
-		}
-		_, err = tx.NewInsert().Model(&StackLabel{StackID: stackID, Label: label}).Exec(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, op(name, "stack", err)
-	}
-	return s, nil
+	return stackTags.addLabel(ctx, db, scope, "AddStackLabel", stackID, label)
 }
 
 // RemoveStackLabel removes a label (NotFound when absent).
 func RemoveStackLabel(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UUID, label string) (*Stack, error) {
-	const name = "RemoveStackLabel"
-	var s *Stack
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		if s, err = writableStack(ctx, tx, scope, stackID, true); err != nil {
-			return err
-		}
-		return deleteOne(ctx, tx.NewDelete().Model((*StackLabel)(nil)).
-			Where("stack_id = ?", stackID).Where("label = ?", label), "label")
-	})
-	if err != nil {
-		return nil, op(name, "stack", err)
-	}
-	return s, nil
+	return stackTags.removeLabel(ctx, db, scope, "RemoveStackLabel", stackID, label)
 }
 
 // SetStackAnnotation sets key = value, replacing any value of that key.
 func SetStackAnnotation(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UUID, key, value string) (*Stack, error) {
-	const name = "SetStackAnnotation"
-	if err := validateToken("key", key); err != nil {
-		return nil, op(name, "stack", err)
-	}
-	if err := validateToken("value", value); err != nil {
-		return nil, op(name, "stack", err)
-	}
-	var s *Stack
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		if s, err = writableStack(ctx, tx, scope, stackID, true); err != nil {
-			return err
-		}
-		_, err = tx.NewInsert().Model(&StackAnnotation{StackID: stackID, Key: key, Value: value}).
-			On("CONFLICT (stack_id, key) DO UPDATE").Set("value = EXCLUDED.value").Exec(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, op(name, "stack", err)
-	}
-	return s, nil
+	return stackTags.setAnnotation(ctx, db, scope, "SetStackAnnotation", stackID, key, value)
 }
 
 // RemoveStackAnnotation removes the key (NotFound when absent).
 func RemoveStackAnnotation(ctx context.Context, db bun.IDB, scope Scope, stackID uuid.UUID, key string) (*Stack, error) {
-	const name = "RemoveStackAnnotation"
-	var s *Stack
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		if s, err = writableStack(ctx, tx, scope, stackID, true); err != nil {
-			return err
-		}
-		return deleteOne(ctx, tx.NewDelete().Model((*StackAnnotation)(nil)).
-			Where("stack_id = ?", stackID).Where("key = ?", key), "annotation")
-	})
-	if err != nil {
-		return nil, op(name, "stack", err)
-	}
-	return s, nil
-}
-
-// deleteOne runs q and answers NotFound(what) when it removed nothing.
-func deleteOne(ctx context.Context, q *bun.DeleteQuery, what string) error {
-	res, err := q.Exec(ctx)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return NotFound(what)
-	}
-	return nil
+	return stackTags.removeAnnotation(ctx, db, scope, "RemoveStackAnnotation", stackID, key)
 }

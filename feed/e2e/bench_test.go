@@ -179,7 +179,7 @@ func benchSizes(def ...int) []int {
 
 // seedAgents makes one stack and n ACTIVE agents targeting it, and returns
 // the stack and the agents' keys.
-func seedAgents(b *testing.B, db *dbtest.DB, n int) (stack string, keys []string) {
+func seedAgents(b testing.TB, db *dbtest.DB, n int) (stack string, keys []string) {
 	ctx := context.Background()
 	if err := db.Bun.NewRaw(`WITH g AS (INSERT INTO generators (name) VALUES ('bench') RETURNING id)
 	    INSERT INTO stacks (name, generator_id) SELECT 'bench', id FROM g RETURNING id::text`).Scan(ctx, &stack); err != nil {

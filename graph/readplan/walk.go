@@ -7,7 +7,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/brokkr/brokkr/graph"
+	"github.com/brokkr/brokkr/auth"
 	"github.com/brokkr/brokkr/models"
 )
 
@@ -368,6 +368,6 @@ func roleCheck(ctx context.Context, def *ast.FieldDefinition) error {
 			roles = append(roles, models.Role(c.Value.Raw))
 		}
 	}
-	_, err := graph.HasRole(ctx, nil, func(context.Context) (any, error) { return nil, nil }, roles)
+	_, err := auth.HasRole(ctx, nil, func(context.Context) (any, error) { return nil, nil }, roles)
 	return err
 }
