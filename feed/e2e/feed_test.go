@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,6 +217,7 @@ func TestConcurrentWritersAndResumes(t *testing.T) {
 	}
 	done := make(chan struct{})
 	results := make([][]int64, len(agents))
+	last := make([]atomic.Int64, len(agents)) // the newest sequence each agent received
 	var rwg sync.WaitGroup
 	for i, a := range agents {
 		rwg.Add(1)
@@ -241,6 +243,7 @@ func TestConcurrentWritersAndResumes(t *testing.T) {
 						fmt.Sscan(str(decode(m), "agentDeploymentObjects", "sequenceId"), &seq)
 						got = append(got, seq)
 						after = seq
+						last[i].Store(seq)
 					case <-until:
 						break read
 					case <-done:
@@ -254,7 +257,21 @@ func TestConcurrentWritersAndResumes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	time.Sleep(2 * time.Second)
+	// Wait until each checked agent has received the newest object of its
+	// stacks (or a generous deadline passes: a loaded machine reconnects
+	// slowly), then stop the readers and compare everything they got.
+	deadline := time.Now().Add(30 * time.Second)
+	for i, pair := range [][2]int{{0, 1}, {1, 2}} {
+		var newest int64
+		for _, st := range pair {
+			for _, seq := range byStack[stacks[st]] {
+				newest = max(newest, seq)
+			}
+		}
+		for last[i].Load() < newest && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	close(done)
 	rwg.Wait()
 	for i, pair := range [][2]int{{0, 1}, {1, 2}} {
