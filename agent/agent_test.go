@@ -193,6 +193,19 @@ func fileApplier(dir string, args ...string) *applierUnderTest {
 	}
 }
 
+// scene is one agent's life with an applier (see scenario).
+type scene struct {
+	t      *testing.T
+	a      *applierUnderTest
+	b      *brokertest.Broker
+	w      brokertest.World
+	stackB string // a second stack, targeted too
+	idB    string
+	state  string
+	args   []string
+	want   map[int64]string // every object the agent must report, and its status
+}
+
 // scenario runs an agent through its life with the applier: two stacks,
 // first start, a restart with objects pushed while it was down,
 // deactivation and re-activation, a second restart, a failure (if the
@@ -200,34 +213,50 @@ func fileApplier(dir string, args ...string) *applierUnderTest {
 // DEPLOY event, and nothing is applied while the agent is INACTIVE.
 func scenario(t *testing.T, a *applierUnderTest, prefix string) {
 	b := brokertest.Start(t)
-	w := b.NewWorld(t, prefix)
-	stackA := w.Stack
-	stackB := prefix + "-b"
-	idB := b.NewStack(t, w.GenKey, stackB)
-	b.Target(t, w.GenKey, w.AgentID, idB)
-	state := filepath.Join(t.TempDir(), "agent.json")
-	args := append([]string{"--state", state}, a.args...)
-	want := map[int64]string{} // every object the agent must report, and how
+	sc := &scene{t: t, a: a, b: b, w: b.NewWorld(t, prefix), stackB: prefix + "-b", want: map[int64]string{}}
+	sc.idB = b.NewStack(t, sc.w.GenKey, sc.stackB)
+	b.Target(t, sc.w.GenKey, sc.w.AgentID, sc.idB)
+	sc.state = filepath.Join(t.TempDir(), "agent.json")
+	sc.args = append([]string{"--state", sc.state}, a.args...)
 
-	push := func(stackID, stack string, n int) int64 {
-		seq := b.Push(t, w.GenKey, stackID, a.manifest(stack, n))
-		want[seq] = "SUCCESS"
-		return seq
-	}
-	applied := func(stack string, n int) {
-		t.Helper()
-		eventually(t, fmt.Sprintf("%s at content %d", stack, n), func() bool { return a.has(stack, n) })
-	}
+	sc.firstStart()
+	p := sc.restartWithBacklog()
+	sc.inactiveThenActive()
+	p.stop() // a second restart with nothing new, then a live object
+	p = startAgent(t, b, sc.w.AgentKey, sc.args...)
+	a5 := sc.push(sc.w.StackID, sc.w.Stack, 5)
+	sc.applied(sc.w.Stack, 5)
+	reported(t, b, sc.w.AgentID, a5)
+	sc.failure()
+	sc.deletion()
+	p.stop()
+	sc.eachReportedOnce()
+}
 
-	// First start: the desired state (A1), then live (A2).
-	a1 := push(w.StackID, stackA, 1)
-	p := startAgent(t, b, w.AgentKey, args...)
-	applied(stackA, 1)
+func (sc *scene) push(stackID, stack string, n int) int64 {
+	sc.t.Helper()
+	seq := sc.b.Push(sc.t, sc.w.GenKey, stackID, sc.a.manifest(stack, n))
+	sc.want[seq] = "SUCCESS"
+	return seq
+}
+
+func (sc *scene) applied(stack string, n int) {
+	sc.t.Helper()
+	eventually(sc.t, fmt.Sprintf("%s at content %d", stack, n), func() bool { return sc.a.has(stack, n) })
+}
+
+// firstStart: the desired state (A1), then live (A2) and heartbeats; the
+// state file holds the cursor after SIGTERM.
+func (sc *scene) firstStart() {
+	t, b, w := sc.t, sc.b, sc.w
+	a1 := sc.push(w.StackID, w.Stack, 1)
+	p := startAgent(t, b, w.AgentKey, sc.args...)
+	sc.applied(w.Stack, 1)
 	if e := reported(t, b, w.AgentID, a1); e.Status != "SUCCESS" {
 		t.Fatalf("A1: %+v", e)
 	}
-	a2 := push(w.StackID, stackA, 2)
-	applied(stackA, 2)
+	a2 := sc.push(w.StackID, w.Stack, 2)
+	sc.applied(w.Stack, 2)
 	reported(t, b, w.AgentID, a2)
 	eventually(t, "a heartbeat", func() bool {
 		d := b.GQL(t, b.AdminKey, `query($id: ID!) { agent(id: $id) { lastHeartbeat } }`, map[string]any{"id": w.AgentID})
@@ -235,29 +264,38 @@ func scenario(t *testing.T, a *applierUnderTest, prefix string) {
 	})
 	p.stop()
 	var st agent.State
-	if raw, err := os.ReadFile(state); err != nil || json.Unmarshal(raw, &st) != nil || st.After == nil || *st.After != a2 {
+	if raw, err := os.ReadFile(sc.state); err != nil || json.Unmarshal(raw, &st) != nil || st.After == nil || *st.After != a2 {
 		t.Fatalf("state file after the first run: %s (%v), want after %d", raw, err, a2)
 	}
+}
 
-	// Restart: what was pushed while it was down is applied, nothing twice.
-	a3 := push(w.StackID, stackA, 3)
-	b1 := push(idB, stackB, 1)
-	p = startAgent(t, b, w.AgentKey, args...)
-	applied(stackA, 3)
-	applied(stackB, 1)
+// restartWithBacklog: what was pushed while the agent was down is applied
+// once it is back.
+func (sc *scene) restartWithBacklog() *proc {
+	t, b, w := sc.t, sc.b, sc.w
+	a3 := sc.push(w.StackID, w.Stack, 3)
+	b1 := sc.push(sc.idB, sc.stackB, 1)
+	p := startAgent(t, b, w.AgentKey, sc.args...)
+	sc.applied(w.Stack, 3)
+	sc.applied(sc.stackB, 1)
 	reported(t, b, w.AgentID, a3)
 	reported(t, b, w.AgentID, b1)
+	return p
+}
 
-	// INACTIVE: nothing is applied; ACTIVE again: the desired state is.
+// inactiveThenActive: nothing is applied while INACTIVE; once ACTIVE
+// again, the desired state is (and what was applied already is not again).
+func (sc *scene) inactiveThenActive() {
+	t, b, w := sc.t, sc.b, sc.w
 	b.SetAgentStatus(t, w.AgentID, "INACTIVE")
 	// Let the feed's pump see the deactivation before the push: a pump
 	// round that loaded the agents just before the deactivation committed
 	// can still hand the agent an object committed just after it (a race
 	// in feed.Hub, reported with issue 11; the agent trusts its feed).
 	time.Sleep(time.Second)
-	a4 := push(w.StackID, stackA, 4)
+	a4 := sc.push(w.StackID, w.Stack, 4)
 	time.Sleep(1500 * time.Millisecond)
-	if a.has(stackA, 4) || !a.has(stackA, 3) {
+	if sc.a.has(w.Stack, 4) || !sc.a.has(w.Stack, 3) {
 		t.Fatal("an INACTIVE agent applied an object")
 	}
 	for _, e := range deployEvents(t, b, w.AgentID) {
@@ -266,51 +304,53 @@ func scenario(t *testing.T, a *applierUnderTest, prefix string) {
 		}
 	}
 	b.SetAgentStatus(t, w.AgentID, "ACTIVE")
-	applied(stackA, 4)
+	sc.applied(w.Stack, 4)
 	reported(t, b, w.AgentID, a4)
+}
 
-	// A second restart with nothing new, then a live object.
-	p.stop()
-	p = startAgent(t, b, w.AgentKey, args...)
-	a5 := push(w.StackID, stackA, 5)
-	applied(stackA, 5)
-	reported(t, b, w.AgentID, a5)
-
-	if a.bad != "" {
-		seq := b.Push(t, w.GenKey, idB, a.bad)
-		want[seq] = "FAILURE"
-		if e := reported(t, b, w.AgentID, seq); e.Status != "FAILURE" || !strings.Contains(e.Message, a.badMsg) {
-			t.Fatalf("a bad object: %+v, want FAILURE saying %q", e, a.badMsg)
-		}
+// failure: an object the applier fails on is reported FAILURE with why.
+func (sc *scene) failure() {
+	if sc.a.bad == "" {
+		return
 	}
+	seq := sc.b.Push(sc.t, sc.w.GenKey, sc.idB, sc.a.bad)
+	sc.want[seq] = "FAILURE"
+	if e := reported(sc.t, sc.b, sc.w.AgentID, seq); e.Status != "FAILURE" || !strings.Contains(e.Message, sc.a.badMsg) {
+		sc.t.Fatalf("a bad object: %+v, want FAILURE saying %q", e, sc.a.badMsg)
+	}
+}
 
-	// The deletion marker removes what the stack applied.
+// deletion: the deletion marker removes what the stack applied, and only
+// that.
+func (sc *scene) deletion() {
+	t, b, w := sc.t, sc.b, sc.w
 	d := b.GQL(t, w.GenKey, `mutation($id: ID!) { deleteStack(id: $id) { latestDeploymentObject { sequenceId isDeletionMarker } } }`,
 		map[string]any{"id": w.StackID})
 	marker := int64(brokertest.Dig(d, "deleteStack", "latestDeploymentObject", "sequenceId").(float64))
-	want[marker] = "SUCCESS"
-	eventually(t, stackA+" removed", func() bool { return a.gone(stackA) })
+	sc.want[marker] = "SUCCESS"
+	eventually(t, w.Stack+" removed", func() bool { return sc.a.gone(w.Stack) })
 	if e := reported(t, b, w.AgentID, marker); !e.Marker || e.Status != "SUCCESS" {
 		t.Fatalf("the deletion marker's event: %+v", e)
 	}
-	if a.gone(stackB) {
-		t.Fatalf("deleting %s removed %s too", stackA, stackB)
+	if sc.a.gone(sc.stackB) {
+		t.Fatalf("deleting %s removed %s too", w.Stack, sc.stackB)
 	}
-	p.stop()
+}
 
-	// Exactly one event per object, as expected.
+// eachReportedOnce: exactly one event per object, with its status.
+func (sc *scene) eachReportedOnce() {
 	got := map[int64]int{}
-	for _, e := range deployEvents(t, b, w.AgentID) {
+	for _, e := range deployEvents(sc.t, sc.b, sc.w.AgentID) {
 		got[e.Seq]++
 		if got[e.Seq] > 1 {
-			t.Fatalf("sequence %d reported twice (applied twice?)", e.Seq)
+			sc.t.Fatalf("sequence %d reported twice (applied twice?)", e.Seq)
 		}
-		if want[e.Seq] != e.Status {
-			t.Fatalf("event %+v, want status %q", e, want[e.Seq])
+		if sc.want[e.Seq] != e.Status {
+			sc.t.Fatalf("event %+v, want status %q", e, sc.want[e.Seq])
 		}
 	}
-	if len(got) != len(want) {
-		t.Fatalf("events for %d objects, want %d: %v vs %v", len(got), len(want), got, want)
+	if len(got) != len(sc.want) {
+		sc.t.Fatalf("events for %d objects, want %d: %v vs %v", len(got), len(sc.want), got, sc.want)
 	}
 }
 

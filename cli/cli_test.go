@@ -286,6 +286,25 @@ func TestStacks(t *testing.T) {
 func TestGeneratorsAgentsTargetsRollbackEvents(t *testing.T) {
 	t.Parallel()
 	b := brokertest.Start(t)
+	gen, agentKey, agentID := adminSetsUp(t, b)
+	pushTargetAndRollBack(t, b, gen, agentID)
+	events(t, b, gen, agentKey)
+
+	// Rotation: the generator's own key; the admin rotates the agent's.
+	var rot struct{ APIKey string }
+	okJSON(t, b, gen, &rot, "keys", "rotate")
+	fails(t, b, gen, 1, "UNAUTHENTICATED", "stacks", "list")
+	ok(t, b, rot.APIKey, "stacks", "list")
+	okJSON(t, b, b.AdminKey, &rot, "keys", "rotate", "--agent", agentID)
+	if r := b.Do(t, agentKey, `{ viewer { role } }`, nil); len(r.Errors) == 0 {
+		t.Fatal("the agent's old key still works after keys rotate --agent")
+	}
+}
+
+// adminSetsUp creates a generator and two agents, activates one (by name),
+// and lists them; it returns the generator's key and the active agent's.
+func adminSetsUp(t *testing.T, b *brokertest.Broker) (gen, agentKey, agentID string) {
+	t.Helper()
 	admin := b.AdminKey
 	var g struct {
 		APIKey    string `json:"apiKey"`
@@ -315,25 +334,28 @@ func TestGeneratorsAgentsTargetsRollbackEvents(t *testing.T) {
 	if len(gens) != 1 || gens[0].Name != "ci" {
 		t.Fatalf("generators: %+v", gens)
 	}
+	return g.APIKey, a.APIKey, a.Agent.ID
+}
 
-	gen := g.APIKey
-	dir := t.TempDir()
-	f := filepath.Join(dir, "m.yaml")
+// pushTargetAndRollBack pushes twice, targets the agent, and rolls back to
+// the first push.
+func pushTargetAndRollBack(t *testing.T, b *brokertest.Broker, gen, agentID string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "m.yaml")
 	write(t, f, cmA)
 	var first, second struct{ SequenceID int64 }
 	okJSON(t, b, gen, &first, "push", "--stack", "web", "--create", f)
 	write(t, f, cmB)
 	okJSON(t, b, gen, &second, "push", "--stack", "web", f)
-	ok(t, b, gen, "targets", "add", "--stack", "web", "--agent", a.Agent.ID)
+	ok(t, b, gen, "targets", "add", "--stack", "web", "--agent", agentID)
 	var targets []struct {
 		Agent struct{ ID string }
 		Stack struct{ Name string }
 	}
 	okJSON(t, b, gen, &targets, "targets", "list", "--stack", "web")
-	if len(targets) != 1 || targets[0].Agent.ID != a.Agent.ID {
+	if len(targets) != 1 || targets[0].Agent.ID != agentID {
 		t.Fatalf("targets: %+v", targets)
 	}
-
 	var rolled struct{ SequenceID int64 }
 	okJSON(t, b, gen, &rolled, "rollback", "--stack", "web", "--to", itoa(first.SequenceID))
 	stackID := brokertest.Str(b.GQL(t, gen, `{ stacks { nodes { id } } }`, nil), "stacks", "nodes", 0, "id")
@@ -341,17 +363,23 @@ func TestGeneratorsAgentsTargetsRollbackEvents(t *testing.T) {
 		t.Fatalf("after rollback to %d: sequence %d (printed %d) content %q", first.SequenceID, seq, rolled.SequenceID, content)
 	}
 	fails(t, b, gen, 1, "NOT_FOUND", "rollback", "--stack", "web", "--to", "999999")
+}
 
-	// Events: the agent reports on the latest object; the tail shows it.
-	objID := brokertest.Str(b.GQL(t, a.APIKey, `{ viewer { agent { desiredState { id } } } }`, nil), "viewer", "agent", "desiredState", 0, "id")
+// events: the agent reports on its object; the tail shows it to the admin
+// and the generator, and --follow shows a new one live.
+func events(t *testing.T, b *brokertest.Broker, gen, agentKey string) {
+	t.Helper()
+	objID := brokertest.Str(b.GQL(t, agentKey, `{ viewer { agent { desiredState { id } } } }`, nil), "viewer", "agent", "desiredState", 0, "id")
 	report := func(status string) {
-		b.GQL(t, a.APIKey, `mutation($o: ID!, $s: String!) { reportAgentEvent(input: {deploymentObjectId: $o, eventType: "DEPLOY", status: $s, message: "m"}) { id } }`,
+		b.GQL(t, agentKey, `mutation($o: ID!, $s: String!) { reportAgentEvent(input: {deploymentObjectId: $o, eventType: "DEPLOY", status: $s, message: "m"}) { id } }`,
 			map[string]any{"o": objID, "s": status})
 	}
 	report("SUCCESS")
-	tail := ok(t, b, admin, "events")
-	if !strings.Contains(tail, "DEPLOY") || !strings.Contains(tail, "SUCCESS") || !strings.Contains(tail, "edge") || !strings.Contains(tail, "web") {
-		t.Fatalf("events:\n%s", tail)
+	tail := ok(t, b, b.AdminKey, "events")
+	for _, w := range []string{"DEPLOY", "SUCCESS", "edge", "web"} {
+		if !strings.Contains(tail, w) {
+			t.Fatalf("events does not show %q:\n%s", w, tail)
+		}
 	}
 	var evs []struct {
 		EventType, Status string
@@ -361,17 +389,7 @@ func TestGeneratorsAgentsTargetsRollbackEvents(t *testing.T) {
 	if len(evs) != 1 || evs[0].Agent.Name != "edge" {
 		t.Fatalf("events as the generator: %+v", evs)
 	}
-	followEvents(t, b, admin, report)
-
-	// Rotation: the generator's own key; the admin rotates the agent's.
-	var rot struct{ APIKey string }
-	okJSON(t, b, gen, &rot, "keys", "rotate")
-	fails(t, b, gen, 1, "UNAUTHENTICATED", "stacks", "list")
-	ok(t, b, rot.APIKey, "stacks", "list")
-	okJSON(t, b, admin, &rot, "keys", "rotate", "--agent", a.Agent.ID)
-	if r := b.Do(t, a.APIKey, `{ viewer { role } }`, nil); len(r.Errors) == 0 {
-		t.Fatal("the agent's old key still works after keys rotate --agent")
-	}
+	followEvents(t, b, b.AdminKey, report)
 }
 
 // followEvents runs `events --follow -o json`, reports an event, reads it
