@@ -299,6 +299,13 @@ func TestGeneratorsAgentsTargetsRollbackEvents(t *testing.T) {
 	if r := b.Do(t, agentKey, `{ viewer { role } }`, nil); len(r.Errors) == 0 {
 		t.Fatal("the agent's old key still works after keys rotate --agent")
 	}
+	var self struct{ Kind, APIKey string }
+	okJSON(t, b, b.AdminKey, &self, "keys", "rotate")
+	if self.Kind != "admin" {
+		t.Fatalf("the admin's keys rotate: %+v", self)
+	}
+	fails(t, b, b.AdminKey, 1, "UNAUTHENTICATED", "agents", "list")
+	ok(t, b, self.APIKey, "agents", "list")
 }
 
 // adminSetsUp creates a generator and two agents, activates one (by name),
@@ -457,4 +464,35 @@ func TestErrors(t *testing.T) {
 	fails(t, b, gen, 1, "CONFLICT", "stacks", "create", "dup")
 	fails(t, b, gen, 2, "-o must be", "stacks", "list", "-o", "yaml")
 	fails(t, b, gen, 1, "connection refused", "stacks", "list", "--url", "http://127.0.0.1:1")
+}
+
+// The undoing commands: targets remove, agents deactivate, stacks delete
+// --hard, generators delete (which revokes the generator's key).
+func TestUndoing(t *testing.T) {
+	t.Parallel()
+	b := brokertest.Start(t)
+	w := b.NewWorld(t, "undo")
+	ok(t, b, w.GenKey, "targets", "remove", "--stack", w.Stack, "--agent", w.AgentID)
+	var targets []any
+	okJSON(t, b, b.AdminKey, &targets, "targets", "list", "--agent", "undo-agent")
+	if len(targets) != 0 {
+		t.Fatalf("targets after remove: %v", targets)
+	}
+	var a struct{ Status string }
+	okJSON(t, b, b.AdminKey, &a, "agents", "deactivate", w.AgentID)
+	if a.Status != "INACTIVE" {
+		t.Fatalf("after deactivate: %+v", a)
+	}
+	fails(t, b, w.GenKey, 1, "FORBIDDEN", "stacks", "delete", w.Stack, "--hard")
+	ok(t, b, b.AdminKey, "stacks", "delete", w.Stack, "--hard", "--generator", "undo-gen")
+	if d := b.GQL(t, b.AdminKey, `{ stacks(includeDeleted: true) { totalCount } }`, nil); brokertest.Str(d, "stacks", "totalCount") != "0" {
+		t.Fatalf("a hard-deleted stack remains: %v", d)
+	}
+	ok(t, b, b.AdminKey, "generators", "delete", "undo-gen")
+	var gens []any
+	okJSON(t, b, b.AdminKey, &gens, "generators", "list")
+	if len(gens) != 0 {
+		t.Fatalf("generators after delete: %v", gens)
+	}
+	fails(t, b, w.GenKey, 1, "UNAUTHENTICATED", "stacks", "list")
 }

@@ -32,7 +32,7 @@ admins may name agents by name (--cluster when the name is not unique).`,
 		Short: "Point an agent at a stack",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: runE("warn", func(s *session, _ []string) error {
-			return s.editTarget(func(agentID, stackID string) (*client.TargetFields, error) {
+			return s.editTarget(func(agentID, stackID string) (any, error) {
 				r, err := client.AddAgentTarget(s.cmd.Context(), s.c, agentID, stackID)
 				return r.AddAgentTarget, err
 			}, "now targets")
@@ -43,7 +43,7 @@ admins may name agents by name (--cluster when the name is not unique).`,
 		Short: "Stop pointing an agent at a stack (what it applied stays)",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: runE("warn", func(s *session, _ []string) error {
-			return s.editTarget(func(agentID, stackID string) (*client.TargetFields, error) {
+			return s.editTarget(func(agentID, stackID string) (any, error) {
 				r, err := client.RemoveAgentTarget(s.cmd.Context(), s.c, agentID, stackID)
 				return r.RemoveAgentTarget, err
 			}, "no longer targets")
@@ -59,7 +59,7 @@ admins may name agents by name (--cluster when the name is not unique).`,
 	return cmd
 }
 
-func (s *session) editTarget(edit func(agentID, stackID string) (*client.TargetFields, error), verb string) error {
+func (s *session) editTarget(edit func(agentID, stackID string) (any, error), verb string) error {
 	ctx := s.cmd.Context()
 	stackName, _ := s.cmd.Flags().GetString("stack")
 	agent, _ := s.cmd.Flags().GetString("agent")
@@ -79,7 +79,7 @@ func (s *session) editTarget(edit func(agentID, stackID string) (*client.TargetF
 		return err
 	}
 	return s.emit(t, func(w *tabwriter.Writer) {
-		fmt.Fprintf(w, "Agent %s (%s) %s stack %s.\n", t.Agent.Name, t.Agent.Id, verb, t.Stack.Name)
+		fmt.Fprintf(w, "Agent %s %s stack %s.\n", agent, verb, st.Name)
 	})
 }
 

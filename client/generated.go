@@ -676,13 +676,51 @@ func (v *PageFields) GetHasNextPage() bool { return v.HasNextPage }
 // GetEndCursor returns PageFields.EndCursor, and is useful for accessing the field via an interface.
 func (v *PageFields) GetEndCursor() *string { return v.EndCursor }
 
+// RemoveAgentTargetRemoveAgentTarget includes the requested fields of the GraphQL type AgentTarget.
+// The GraphQL type's documentation follows.
+//
+// Points an agent at a stack.
+type RemoveAgentTargetRemoveAgentTarget struct {
+	Id        string                                  `json:"id"`
+	CreatedAt time.Time                               `json:"createdAt"`
+	Stack     RemoveAgentTargetRemoveAgentTargetStack `json:"stack"`
+}
+
+// GetId returns RemoveAgentTargetRemoveAgentTarget.Id, and is useful for accessing the field via an interface.
+func (v *RemoveAgentTargetRemoveAgentTarget) GetId() string { return v.Id }
+
+// GetCreatedAt returns RemoveAgentTargetRemoveAgentTarget.CreatedAt, and is useful for accessing the field via an interface.
+func (v *RemoveAgentTargetRemoveAgentTarget) GetCreatedAt() time.Time { return v.CreatedAt }
+
+// GetStack returns RemoveAgentTargetRemoveAgentTarget.Stack, and is useful for accessing the field via an interface.
+func (v *RemoveAgentTargetRemoveAgentTarget) GetStack() RemoveAgentTargetRemoveAgentTargetStack {
+	return v.Stack
+}
+
+// RemoveAgentTargetRemoveAgentTargetStack includes the requested fields of the GraphQL type Stack.
+// The GraphQL type's documentation follows.
+//
+// A named unit of deployment owned by one generator.
+type RemoveAgentTargetRemoveAgentTargetStack struct {
+	Id   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// GetId returns RemoveAgentTargetRemoveAgentTargetStack.Id, and is useful for accessing the field via an interface.
+func (v *RemoveAgentTargetRemoveAgentTargetStack) GetId() string { return v.Id }
+
+// GetName returns RemoveAgentTargetRemoveAgentTargetStack.Name, and is useful for accessing the field via an interface.
+func (v *RemoveAgentTargetRemoveAgentTargetStack) GetName() string { return v.Name }
+
 // RemoveAgentTargetResponse is returned by RemoveAgentTarget on success.
 type RemoveAgentTargetResponse struct {
-	RemoveAgentTarget *TargetFields `json:"removeAgentTarget"`
+	RemoveAgentTarget *RemoveAgentTargetRemoveAgentTarget `json:"removeAgentTarget"`
 }
 
 // GetRemoveAgentTarget returns RemoveAgentTargetResponse.RemoveAgentTarget, and is useful for accessing the field via an interface.
-func (v *RemoveAgentTargetResponse) GetRemoveAgentTarget() *TargetFields { return v.RemoveAgentTarget }
+func (v *RemoveAgentTargetResponse) GetRemoveAgentTarget() *RemoveAgentTargetRemoveAgentTarget {
+	return v.RemoveAgentTarget
+}
 
 // RemoveStackAnnotationResponse is returned by RemoveStackAnnotation on success.
 type RemoveStackAnnotationResponse struct {
@@ -2461,24 +2499,18 @@ func Generators(
 const RemoveAgentTarget_Operation = `
 mutation RemoveAgentTarget ($agentId: ID!, $stackId: ID!) {
 	removeAgentTarget(agentId: $agentId, stackId: $stackId) {
-		... TargetFields
-	}
-}
-fragment TargetFields on AgentTarget {
-	id
-	createdAt
-	agent {
 		id
-		name
-		clusterName
-	}
-	stack {
-		id
-		name
+		createdAt
+		stack {
+			id
+			name
+		}
 	}
 }
 `
 
+// Without the agent: once the target is gone, a generator no longer sees
+// the agent (it sees the agents that target its stacks).
 func RemoveAgentTarget(
 	ctx_ context.Context,
 	client_ graphql.Client,
