@@ -208,8 +208,8 @@ type scene struct {
 
 // scenario runs an agent through its life with the applier: two stacks,
 // first start, a restart with objects pushed while it was down,
-// deactivation and re-activation, a second restart, a failure (if the
-// applier has one) and a deletion marker. Every object gets exactly one
+// deactivation and re-activation, a second restart, a restart of the
+// broker, a failure (if the applier has one) and a deletion marker. Every object gets exactly one
 // DEPLOY event, and nothing is applied while the agent is INACTIVE.
 func scenario(t *testing.T, a *applierUnderTest, prefix string) {
 	b := brokertest.Start(t)
@@ -222,11 +222,16 @@ func scenario(t *testing.T, a *applierUnderTest, prefix string) {
 	sc.firstStart()
 	p := sc.restartWithBacklog()
 	sc.inactiveThenActive()
-	p.stop() // a second restart with nothing new, then a live object
+	p.stop() // a second restart with nothing new, then the broker's
 	p = startAgent(t, b, sc.w.AgentKey, sc.args...)
+	eventually(t, "the agent's feed", func() bool { return strings.Contains(p.log(), "agent started") })
+	b.Restart() // 1012: the agent reconnects and resumes
 	a5 := sc.push(sc.w.StackID, sc.w.Stack, 5)
 	sc.applied(sc.w.Stack, 5)
 	reported(t, b, sc.w.AgentID, a5)
+	if !strings.Contains(p.log(), "1012") {
+		t.Fatal("the agent did not see the broker's restart (close code 1012)")
+	}
 	sc.failure()
 	sc.deletion()
 	p.stop()
