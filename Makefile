@@ -21,11 +21,14 @@ kube:
 browser:
 	scripts/ensure-chromium.sh
 
+# Leaves ./brokkr: the broker, the CLI and the agent.
 build:
 	$(GO) build -o brokkr .
 
-run: deps
-	$(GO) run . serve
+# The broker with the embedded default; ./brokkr stays for the other
+# commands (./brokkr admin rotate-key, ./brokkr push, …).
+run: deps build
+	./brokkr serve
 
 # Formatting, vet, then the suite with the race detector against real
 # PostgreSQL ($$TEST_DATABASE_URL if set, else the embedded test cluster in
@@ -49,6 +52,7 @@ vet:
 bench: deps
 	GO=$(GO) scripts/with-testpg.sh -durable scripts/bench.sh
 
+# gqlgen (graph/, models/models_gen.go) and the genqlient client (client/).
 generate:
 	$(GO) generate ./...
 

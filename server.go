@@ -1,11 +1,15 @@
 // Command brokkr is the Brokkr control plane: a GraphQL broker through which
 // generators submit deployment objects to stacks and agents in clusters
-// receive them (DESIGN §1).
+// receive them (DESIGN §1), and its command line (package cli): the
+// generators' and admins' commands and the reference agent.
 //
-//	brokkr [serve] [-no-migrate]      serve GraphQL on $BROKKR_LISTEN (default :8080)
+//	brokkr [serve] [--no-migrate]     serve GraphQL on $BROKKR_LISTEN (default :8080)
 //	brokkr migrate up|down|status     run the schema migrations by hand
 //	brokkr admin rotate-key           replace the admin API key and print the new one
+//	brokkr push|stacks|agents|…       the CLI (brokkr --help lists it all)
+//	brokkr agent run                  the reference agent
 //
+// commands.go holds the broker's commands; this file runs the broker.
 // With $DATABASE_URL it uses that PostgreSQL; without it, it runs an embedded
 // default cluster under $BROKKR_DATA_DIR (default ./.brokkr) built from the
 // PostgreSQL binaries on the machine, and stops it again on exit unless
@@ -16,20 +20,16 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -37,7 +37,6 @@ import (
 	"github.com/brokkr/brokkr/api"
 	"github.com/brokkr/brokkr/feed"
 	"github.com/brokkr/brokkr/localpg"
-	"github.com/brokkr/brokkr/logging"
 	"github.com/brokkr/brokkr/migrations"
 	"github.com/brokkr/brokkr/models"
 	"github.com/brokkr/brokkr/wstransport"
@@ -188,113 +187,6 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
-}
-
-func main() {
-	logger, err := logging.FromEnv(os.Stderr) // BROKKR_LOG_LEVEL, BROKKR_LOG_FORMAT
-	if err == nil {
-		err = run(os.Args[1:], os.Stdout, logger)
-	}
-	if err != nil {
-		logger.Error("brokkr failed", "err", err)
-		os.Exit(1)
-	}
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, `usage:
-  brokkr [serve] [-no-migrate]      serve GraphQL (default command)
-  brokkr migrate up|down|status     run schema migrations (down rolls back one step; -all for every step)
-  brokkr admin rotate-key           replace the admin API key and print the new one once`)
-}
-
-func run(args []string, out io.Writer, logger *slog.Logger) error {
-	cfg, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
-	}
-	// SIGHUP (the terminal closed) too: by default it kills, leaving the embedded PostgreSQL running.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-
-	switch cmd {
-	case "serve":
-		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-		noMigrate := fs.Bool("no-migrate", false, "do not apply pending migrations at start")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if cfg.GCPercent > 0 {
-			debug.SetGCPercent(cfg.GCPercent)
-		}
-		return serve(ctx, cfg, *noMigrate, out, logger)
-	case "migrate":
-		fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-		all := fs.Bool("all", false, "with down: roll back every applied step")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() < 1 {
-			usage(out)
-			return errors.New("migrate needs one of up, down, status")
-		}
-		sub := fs.Arg(0)
-		// Flags may also follow the subcommand: `migrate down -all`.
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return err
-		}
-		if fs.NArg() != 0 {
-			usage(out)
-			return fmt.Errorf("unexpected arguments %q", fs.Args())
-		}
-		return withDB(ctx, cfg, logger, func(db *bun.DB, _ string) error {
-			switch sub {
-			case "up":
-				if err := migrations.Up(ctx, db); err != nil {
-					return err
-				}
-			case "down":
-				down := migrations.DownOne
-				if *all {
-					down = migrations.Down
-				}
-				if err := down(ctx, db); err != nil {
-					return err
-				}
-			case "status":
-			default:
-				usage(out)
-				return fmt.Errorf("unknown migrate command %q", sub)
-			}
-			return migrations.Status(ctx, db, out)
-		})
-	case "admin":
-		if len(args) != 1 || args[0] != "rotate-key" {
-			usage(out)
-			return errors.New("admin needs rotate-key")
-		}
-		return withDB(ctx, cfg, logger, func(db *bun.DB, _ string) error {
-			if err := migrations.Up(ctx, db); err != nil {
-				return err
-			}
-			key, err := models.RotateAdminKey(ctx, db)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "New admin API key (shown once; the old key no longer works):\n\n    %s\n\n", key)
-			return nil
-		})
-	case "help", "-h", "--help":
-		usage(out)
-		return nil
-	default:
-		usage(out)
-		return fmt.Errorf("unknown command %q", cmd)
-	}
 }
 
 // withDB opens the configured database (starting the embedded default when

@@ -73,9 +73,10 @@ func TestDeleteStackAnswerShowsMarker(t *testing.T) {
 			t.Fatalf("%s's deleteStack: %v", c.who, d)
 		}
 		// The marker is the stack's newest object: what agents receive.
-		all := w.ok(t, w.admin, `query($id: ID!) { stack(id: $id, includeDeleted: true) { latestDeploymentObject { id } } }`, map[string]any{"id": c.stack})
-		if str(all, "stack", "latestDeploymentObject", "id") != str(m, "id") {
-			t.Fatalf("%s: the answer's marker %s is not the stack's latest object %v", c.who, str(m, "id"), all)
+		all := w.ok(t, w.admin, `query($id: ID!) { stack(id: $id, includeDeleted: true) { latestDeploymentObject { id sequenceId } } }`, map[string]any{"id": c.stack})
+		if str(all, "stack", "latestDeploymentObject", "id") != str(m, "id") ||
+			num(all, "stack", "latestDeploymentObject", "sequenceId") != num(m, "sequenceId") {
+			t.Fatalf("%s: the answer's marker %v is not the stack's latest object %v", c.who, m, all)
 		}
 	}
 	r := w.gql(t, w.genA.key, `query($id: ID!) { stack(id: $id) { id } }`, map[string]any{"id": w.stackA})

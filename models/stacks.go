@@ -197,8 +197,9 @@ func DeleteStack(ctx context.Context, db bun.IDB, scope Scope, id uuid.UUID, har
 			}
 			// The marker the update's trigger inserted (migration 0002).
 			// The caller may see it: it just deleted the stack.
+			// d.*: SequenceID is scanonly, left out of bun's column list.
 			m := new(DeploymentObject)
-			if err := tx.NewSelect().Model(m).Where("d.stack_id = ?", id).Where("d.is_deletion_marker").
+			if err := tx.NewSelect().Model(m).ColumnExpr("d.*").Where("d.stack_id = ?", id).Where("d.is_deletion_marker").
 				Where("d.deleted_at IS NULL").OrderExpr("d.sequence_id DESC").Limit(1).Scan(ctx); err != nil {
 				return err
 			}

@@ -27,13 +27,20 @@ import (
 	"github.com/brokkr/brokkr/localkube"
 )
 
-var setup = sync.OnceValues(func() (*rest.Config, error) {
+// cluster is the test cluster: its client configuration and the path of
+// an admin kubeconfig for it.
+type cluster struct {
+	cfg        *rest.Config
+	kubeconfig string
+}
+
+var setup = sync.OnceValues(func() (*cluster, error) {
 	if path := os.Getenv("TEST_KUBECONFIG"); path != "" {
 		cfg, err := clientcmd.BuildConfigFromFlags("", path)
 		if err != nil {
 			return nil, fmt.Errorf("TEST_KUBECONFIG=%s: %w", path, err)
 		}
-		return cfg, nil
+		return &cluster{cfg: cfg, kubeconfig: path}, nil
 	}
 	root, err := localkube.RepoRoot()
 	if err != nil {
@@ -46,17 +53,28 @@ var setup = sync.OnceValues(func() (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.RESTConfig(), nil
+	return &cluster{cfg: s.RESTConfig(), kubeconfig: s.Kubeconfig()}, nil
 })
 
 // Config is an administrator's client configuration for the test cluster.
 func Config(t testing.TB) *rest.Config {
 	t.Helper()
-	cfg, err := setup()
+	c, err := setup()
 	if err != nil {
 		t.Fatalf("kubetest: no Kubernetes API server for the test: %v", err)
 	}
-	return rest.CopyConfig(cfg)
+	return rest.CopyConfig(c.cfg)
+}
+
+// Kubeconfig is the path of an administrator's kubeconfig for the test
+// cluster, for tests of programs that read one (the agent's --kubeconfig).
+func Kubeconfig(t testing.TB) string {
+	t.Helper()
+	c, err := setup()
+	if err != nil {
+		t.Fatalf("kubetest: no Kubernetes API server for the test: %v", err)
+	}
+	return c.kubeconfig
 }
 
 // Suffix is a random lowercase suffix for names a test creates (8 hex digits).
